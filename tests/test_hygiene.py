@@ -1,0 +1,71 @@
+"""Notebook hygiene: the notebooks are clean, the library and README are in sync with them, and every
+chapter has a title, a module and tests."""
+import json, re, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+from conftest import ROOT
+import readme
+
+NBS = sorted((ROOT / "nbs").glob("*.ipynb"))
+CHAPTERS = [p for p in NBS if re.match(r"\d\d_", p.name)]
+TEST_CALL = re.compile(r"\b(test_eq|test_ne|test_close|test_fail|test_is|assert)\b")
+
+def _cells(path): return json.loads(path.read_text(encoding="utf-8"))["cells"]
+def _src(cell): return "".join(cell["source"])
+
+def test_chapters_exist():
+    assert {"00_core.ipynb", "01_data.ipynb"} <= {p.name for p in CHAPTERS}
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    "A copy of the project where nbdev_clean and nbdev_export have been run again."
+    tmp = tmp_path_factory.mktemp("proj")
+    for name in ("settings.ini", "setup.py", "README.md"): shutil.copy(ROOT / name, tmp / name)
+    for d in ("nbs", "llmbook"): shutil.copytree(ROOT / d, tmp / d, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    bindir = Path(sys.executable).parent
+    for cmd in ("nbdev_clean", "nbdev_export"):
+        subprocess.run([str(bindir / cmd)], cwd=tmp, check=True, capture_output=True)
+    return tmp
+
+@pytest.mark.parametrize("nb", NBS, ids=lambda p: p.name)
+def test_notebook_clean(nb, regenerated):
+    assert (regenerated / "nbs" / nb.name).read_text() == nb.read_text(), f"{nb.name} is not clean: run nbdev_clean"
+    meta = json.loads(nb.read_text())["metadata"]
+    assert "widgets" not in meta, f"{nb.name} has saved widget state: clear it (Widgets > Clear saved state)"
+
+def test_library_in_sync(regenerated):
+    new = {p.relative_to(regenerated / "llmbook") for p in (regenerated / "llmbook").rglob("*.py")}
+    old = {p.relative_to(ROOT / "llmbook") for p in (ROOT / "llmbook").rglob("*.py")}
+    assert new == old, f"modules differ: {sorted(map(str, new ^ old))}; run nbdev_export"
+    for rel in new:
+        assert (regenerated / "llmbook" / rel).read_text() == (ROOT / "llmbook" / rel).read_text(), \
+            f"llmbook/{rel} is out of sync with its notebook: run nbdev_export"
+
+def test_readme_in_sync():
+    assert (ROOT / "README.md").read_text(encoding="utf-8") == readme.render(), \
+        "README.md differs from nbs/index.ipynb: run `python .ci/readme.py`"
+
+def test_readme_leaves_out_hidden_cells(tmp_path):
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# T\n", "see [c](00_core.ipynb)"]},
+                    {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": ["#| hide\n", "secret = 1"]},
+                    {"cell_type": "code", "metadata": {}, "execution_count": None, "source": ["print(2)"],
+                     "outputs": [{"output_type": "stream", "name": "stdout", "text": ["2\n"]}]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "index.ipynb").write_text(json.dumps(nb))
+    out = readme.render(tmp_path / "index.ipynb")
+    assert "secret" not in out and "```python\nprint(2)\n```\n\n```\n2\n```" in out
+    assert "](nbs/00_core.ipynb)" in out
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_has_title_module_and_tests(nb):
+    cells = _cells(nb)
+    md = [_src(c) for c in cells if c["cell_type"] == "markdown"]
+    assert md and re.match(r"^# \S", md[0]), f"{nb.name}: the first markdown cell must be a '# Title'"
+    code = [_src(c) for c in cells if c["cell_type"] == "code"]
+    assert any(re.search(r"^#\|\s*default_exp\s+\w+", s, re.M) for s in code), f"{nb.name}: no default_exp"
+    tests = [s for s in code if not re.search(r"^#\|\s*export", s, re.M) and TEST_CALL.search(s)]
+    assert tests, f"{nb.name}: no cell with a test"
+
+def test_every_chapter_in_readme_map():
+    text = (ROOT / "README.md").read_text()
+    for nb in CHAPTERS: assert f"(nbs/{nb.name})" in text, f"{nb.name} is missing from the chapter map"
