@@ -121,7 +121,7 @@ def test_llmbook_save_load_roundtrip(pair, tmp_path):
 def test_padded_vocab_and_math_backend(pair):
     hf, _ = pair
     ours = from_hf(hf, pad_vocab_multiple=128, backend="math")
-    assert ours.embed.weight.shape[0] == 384
+    assert ours.tok_embed.weight.shape[0] == 384
     ids, mask = batch()
     ref = hf(ids, attention_mask=mask, position_ids=positions(mask)).logits
     out = ours(ids, attention_mask=mask)
