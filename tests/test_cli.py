@@ -34,3 +34,51 @@ def test_bad_device_is_a_clear_error():
 def test_unknown_command():
     r = run("frobnicate")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+# --- llmbook train / llmbook demo (tiny settings: a 32-token context, a few steps) ---
+
+def _train(out, *extra):
+    return run("train", "--model", "max_seq_len=32", "--batch-size", "4", "--out", str(out), "--no-progress", *extra)
+
+def test_train_then_resume(tmp_path):
+    out = tmp_path / "gpt"
+    r = _train(out, "--steps", "3")
+    assert r.returncode == 0, r.stderr
+    assert "step 3: training loss" in r.stdout and "sample: 'The" in r.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-0000003", "run.json", "tokenizer.json"]
+    r = _train(out, "--steps", "5", "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resumed at step 3" in r.stdout and "step 5: training loss" in r.stdout
+    from llmbook.hub import load
+    assert load(out / "checkpoint-0000005").config.max_seq_len == 32  # the model part opens for inference
+    r = _train(out, "--steps", "5")  # the same folder without --resume: refused, nothing overwritten
+    assert r.returncode == 2 and "already holds a run" in r.stderr and "Traceback" not in r.stderr
+    r = run("train", "--preset", "tiny-llama", "--out", str(out), "--resume")
+    assert r.returncode == 2 and "preset: 'tiny-gpt2' -> 'tiny-llama'" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-0000003", "checkpoint-0000005", "run.json", "tokenizer.json"]
+
+def test_train_bad_input(tmp_path):
+    (tmp_path / "small.txt").write_text("Simple is better than complex.\n" * 60)
+    cases = [(["--preset", "gpt5"], "unknown preset 'gpt5'"),
+             (["--corpus", "wikipedia"], "unknown corpus 'wikipedia'"),
+             (["--block-size", "256"], "sequences of 256 tokens (input_ids) but the model's context is 128"),
+             (["--file", str(tmp_path / "small.txt"), "--batch-size", "512", "--block-size", "16"], "examples but one step needs 512"),
+             (["--file", str(tmp_path / "missing.txt")], "no such file")]
+    for args, message in cases:
+        r = run("train", "--out", str(tmp_path / "out"), "--no-progress", *args)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "out").exists()
+
+def test_train_other_families(tmp_path):
+    for preset, extra in (("tiny-bert", ["--model", "max_seq_len=32"]), ("tiny-t5", ["--task", "numbers"])):
+        r = run("train", "--preset", preset, "--steps", "2", "--batch-size", "4", "--out", str(tmp_path / preset), "--no-progress", *extra)
+        assert r.returncode == 0, r.stderr
+        assert "step 2: training loss" in r.stdout
+    assert "(expected " in r.stdout  # the seq2seq run shows test examples
+
+def test_demo(tmp_path):
+    r = subprocess.run([LLMBOOK, "demo", "--seconds", "3", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "before training:" in r.stdout and "after " in r.stdout and "validation loss" in r.stdout
+    assert "train:" in r.stderr and "100%" in r.stderr  # the progress bar
+    assert any((tmp_path / "demo").glob("checkpoint-*"))
