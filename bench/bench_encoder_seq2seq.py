@@ -1,6 +1,7 @@
 """Encoder and encoder-decoder benchmarks: CPU forward+backward tokens/s of llmbook's BERT and T5
 against Hugging Face's same-size models with the same weights (loaded with `from_hf`), measured in the
-same run; median of several runs. Goal: ratio (llmbook / HF) >= 1.0.
+same run; median of several runs, the two models' steps interleaved (HF, llmbook, HF, llmbook, ...) so that a
+change in the machine's load hits both alike. Goal: ratio (llmbook / HF) >= 1.0.
 
     python bench/bench_encoder_seq2seq.py [--repeats 7] [--threads N]
 """
@@ -8,12 +9,15 @@ import argparse, statistics, time
 import torch
 import torch.nn.functional as F
 
-def median_time(fn, repeats, warmup=2):
-    for _ in range(warmup): fn()
-    times = []
+def median_times(fns, repeats, warmup=2):
+    "Median seconds of each function, run in turns: a, b, a, b, ..."
+    for _ in range(warmup):
+        for fn in fns: fn()
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 def table(title, header, rows):
     print(f"\n{title}")
@@ -40,8 +44,8 @@ def main(repeats):
                                         attention_probs_dropout_prob=0)).train()
         ours = from_hf(hf).train()
         loss = lambda logits: F.cross_entropy(logits.flatten(0, 1), ids.flatten())
-        t_hf = median_time(step(hf, lambda: loss(hf(ids, attention_mask=mask).logits)), repeats)
-        t_ours = median_time(step(ours, lambda: loss(ours(ids, attention_mask=mask))), repeats)
+        t_hf, t_ours = median_times([step(hf, lambda: loss(hf(ids, attention_mask=mask).logits)),
+                                     step(ours, lambda: loss(ours(ids, attention_mask=mask)))], repeats)
         rows.append([f"BERT d={d} L={L}", f"{B}x{T}", f"{B * T / t_hf:,.0f}", f"{B * T / t_ours:,.0f}", f"{t_hf / t_ours:.2f}"])
     dec = torch.randint(0, V, (B, T // 2))
     for d, L, H, proj in ((256, 3, 4, "relu"), (512, 4, 8, "gated-gelu")):
@@ -49,8 +53,8 @@ def main(repeats):
                                                  feed_forward_proj=proj, dropout_rate=0, decoder_start_token_id=0)).train()
         ours = from_hf(hf).train()
         loss = lambda logits: F.cross_entropy(logits.flatten(0, 1), dec.flatten())
-        t_hf = median_time(step(hf, lambda: loss(hf(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits)), repeats)
-        t_ours = median_time(step(ours, lambda: loss(ours(ids, dec, attention_mask=mask))), repeats)
+        t_hf, t_ours = median_times([step(hf, lambda: loss(hf(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits)),
+                                     step(ours, lambda: loss(ours(ids, dec, attention_mask=mask)))], repeats)
         tok = B * (T + T // 2)
         rows.append([f"T5 d={d} L={L} {proj}", f"{B}x({T}+{T // 2})", f"{tok / t_hf:,.0f}", f"{tok / t_ours:,.0f}", f"{t_hf / t_ours:.2f}"])
     table(f"CPU forward+backward, tokens/s (median of {repeats}, {torch.get_num_threads()} threads)",
