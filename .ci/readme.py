@@ -2,7 +2,8 @@
 
 `python .ci/readme.py` writes README.md; `python .ci/readme.py --check` exits 1 when it is out of date.
 Cells marked `#| hide` are left out, `#|` directive lines are dropped, text outputs are kept, and links
-to chapters (`00_core.ipynb`) are made relative to the repository root.
+to chapters (`00_core.ipynb`) and images (`images/x.png`, e.g. written by `.ci/readme_image.py`) are made
+relative to the repository root.
 """
 import json, re, sys
 from pathlib import Path
@@ -19,7 +20,7 @@ def render(nb_path=ROOT / "nbs" / "index.ipynb") -> str:
         src = "".join(cell["source"])
         if "hide" in _directives(src): continue
         if cell["cell_type"] == "markdown":
-            parts.append(re.sub(r"\]\((\d\d_[\w-]+\.ipynb)\)", r"](nbs/\1)", src.strip()))
+            parts.append(re.sub(r"\]\((\d\d_[\w-]+\.ipynb|images/[^)\s]+)\)", r"](nbs/\1)", src.strip()))
         elif cell["cell_type"] == "code":
             code = "\n".join(l for l in src.splitlines() if not l.startswith("#|")).strip()
             if code: parts.append(f"```python\n{code}\n```")

@@ -46,7 +46,7 @@ def test_readme_in_sync():
         "README.md differs from nbs/index.ipynb: run `python .ci/readme.py`"
 
 def test_readme_leaves_out_hidden_cells(tmp_path):
-    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# T\n", "see [c](00_core.ipynb)"]},
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# T\n", "see [c](00_core.ipynb) ![w](images/w.png)"]},
                     {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": ["#| hide\n", "secret = 1"]},
                     {"cell_type": "code", "metadata": {}, "execution_count": None, "source": ["print(2)"],
                      "outputs": [{"output_type": "stream", "name": "stdout", "text": ["2\n"]}]}],
@@ -54,7 +54,7 @@ def test_readme_leaves_out_hidden_cells(tmp_path):
     (tmp_path / "index.ipynb").write_text(json.dumps(nb))
     out = readme.render(tmp_path / "index.ipynb")
     assert "secret" not in out and "```python\nprint(2)\n```\n\n```\n2\n```" in out
-    assert "](nbs/00_core.ipynb)" in out
+    assert "](nbs/00_core.ipynb)" in out and "![w](nbs/images/w.png)" in out
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_has_title_module_and_tests(nb):
@@ -69,3 +69,8 @@ def test_chapter_has_title_module_and_tests(nb):
 def test_every_chapter_in_readme_map():
     text = (ROOT / "README.md").read_text()
     for nb in CHAPTERS: assert f"(nbs/{nb.name})" in text, f"{nb.name} is missing from the chapter map"
+
+def test_readme_images_exist():
+    "Pictures in the README (from nbs/index.ipynb, e.g. written by .ci/readme_image.py) are committed files."
+    for link in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", (ROOT / "README.md").read_text()):
+        if "://" not in link: assert (ROOT / link).is_file(), f"README.md shows {link}, which does not exist"
