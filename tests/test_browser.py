@@ -89,6 +89,18 @@ WIDGETS: dict[str, dict[str, list[Act]]] = {
             Act("click", "undo", None, "text"),
         ],
     },
+    "14_encoder_tasks": {"search = SearchBox(search_index,": [
+        Act("type", "query", "A for loop iterates over the items of a sequence", "text", r"score -?\d\.\d{3}"),
+    ]},
+    "15_chat": {"chat = ChatWidget(model, chat_tok)": [
+        Act("type", "message", "max: 3 8 1 2", "text", r"<\|user\|>max: 3 8 1 2<\|end\|><\|assistant\|>"),  # what the model will read
+        Act("click", "send", None, "text", r"assistant: 8(\s|$)" if FULL else r"assistant: "),  # the reply joins the conversation
+                                                  # (right only with the learner's settings: IN_TEST trains for seconds)
+    ]},
+    "16_translation": {"box = TryIt(fine_tuned, tok)": [
+        Act("choose", "task", "translate", "text", r"greedy"),
+        Act("type", "text", "May 5, 1990", "text", r"1990" if FULL else r"greedy"),  # a one-line box: decodes on Enter
+    ]},
 }
 
 _RUNS: dict[str, labdriver.ChapterRun] = {}
