@@ -45,6 +45,17 @@ LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
 
+SKIPPED_FLAGS = {"notest", "slow", "cuda"}  # settings.ini's tst_flags: cells nbdev_test skips unless asked
+
+def _drop_flagged_cells(nb: Path):
+    "Remove the cells nbdev_test skips (`#| slow`, `#| cuda`, ...): a quick run mirrors nbdev_test's."
+    data = json.loads(nb.read_text(encoding="utf-8"))
+    def flagged(cell):
+        lines = "".join(cell["source"]).splitlines()
+        return cell["cell_type"] == "code" and any(l.startswith("#|") and SKIPPED_FLAGS & set(l[2:].split()) for l in lines)
+    data["cells"] = [c for c in data["cells"] if not flagged(c)]
+    nb.write_text(json.dumps(data), encoding="utf-8")
+
 class JupyterLab:
     "JupyterLab on 127.0.0.1 with a token, serving a temporary copy of `nbs/`; stopped by its process id."
     def __init__(self, src: Path = ROOT / "nbs", workdir: Path | None = None, keep_log: Path | None = None,
@@ -59,6 +70,8 @@ class JupyterLab:
 
     def start(self, timeout: float = 180):
         shutil.copytree(self.src, self.root, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "_proc"))
+        if self.quick:
+            for nb in self.root.glob("*.ipynb"): _drop_flagged_cells(nb)
         cfg = self.workdir / "lab-config"
         for name, values in LAB_SETTINGS.items():
             f = cfg / "settings" / f"{name}.jupyterlab-settings"

@@ -4,7 +4,8 @@ For each chapter (`nbs/NN_*.ipynb`, whatever exists now) on a temporary copy of 
 Run > Run All Cells, wait (at most `LLMBOOK_CHAPTER_LIMIT` seconds, default 300), and check that no cell
 shows an error and every widget rendered.
 
-By default the kernels run with `IN_TEST=1`, the chapters' tiny settings (as under `nbdev_test`), so the
+By default the kernels run with `IN_TEST=1`, the chapters' tiny settings (as under `nbdev_test`, whose
+skipped cells, `#| slow` and `#| cuda`, are left out of the copy too), so the
 whole course takes a few minutes and the test suite stays quick; everything else (JupyterLab, the
 browser, the widgets, the clicks) is what a learner gets. `LLMBOOK_BROWSER_FULL=1` runs the chapters
 with a learner's default settings instead, and then the limit checks the course's promise of under 5
