@@ -15,14 +15,15 @@ from .tokens import BPETokenizer
 from .training import Trainer, Callback, token_loss, make_optimizer, smooth, collate as stack_examples
 
 # %% auto #0
-__all__ = ['FAMILIES', 'SPECIAL_TOKENS', 'family_of', 'model_class', 'load_texts', 'train_tokenizer', 'build_model', 'lm_data',
-           'sample', 'mlm_data', 'masked_once', 'fill_masks', 'seq2seq_data', 'transduce', 'pretrain', 'FitToTime',
-           'demo']
+__all__ = ['FAMILIES', 'SPECIAL_TOKENS', 'TASK_SPLITS', 'family_of', 'model_class', 'load_texts', 'train_tokenizer',
+           'build_model', 'lm_data', 'sample', 'mlm_data', 'masked_once', 'fill_masks', 'seq2seq_data', 'transduce',
+           'pretrain', 'FitToTime', 'demo']
 
 # %% ../nbs/11_pretraining.ipynb #d59883a3
 FAMILIES = ("decoder", "encoder", "seq2seq")
 SPECIAL_TOKENS = {"decoder": ["<|endoftext|>"], "encoder": ["[PAD]", "[MASK]", "[CLS]", "[SEP]"],
                   "seq2seq": ["<pad>", "</s>"]}
+TASK_SPLITS = dict(n_train=20_000, n_valid=500, n_test=1000, seed=0)  # how `pretrain` draws a synthetic task
 
 def family_of(preset_name: str) -> str:
     "The model family of a preset: 'encoder' for BERTs, 'seq2seq' for T5s and BARTs, else 'decoder'."
@@ -211,7 +212,7 @@ def pretrain(preset_name: str = "tiny-gpt2", # the model: a preset of any family
         if diff: raise ValueError(f"the output folder {out} holds a different run ({'; '.join(diff)}): choose another folder")
         tokenizer = BPETokenizer.load(out / "tokenizer.json")
     if fam == "seq2seq":
-        pairs = synthetic_task(task, n_train=20_000, n_valid=500, n_test=1000)
+        pairs = synthetic_task(task, **TASK_SPLITS)
         tokenizer = tokenizer or train_tokenizer("\n".join(f"{s}\n{t}" for s, t in pairs["train"]), vocab_size, fam)
         train, collate = seq2seq_data(pairs["train"], tokenizer)
         valid, valid_collate = seq2seq_data(pairs["valid"], tokenizer)[0], collate

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 from .data import synthetic_task, format_date, pad_sequences
 from .generation import generate
-from .pretraining import seq2seq_data
+from .pretraining import seq2seq_data, TASK_SPLITS
 from .training import Trainer, Callback
 
 # %% auto #0
-__all__ = ['GERMAN_MONTHS', 'GERMAN_WEEKDAYS', 'PREFIXES', 'EVENTS', 'TASKS', 'PRETRAIN_DAYS', 'german_date', 'translate_example',
+__all__ = ['GERMAN_MONTHS', 'GERMAN_WEEKDAYS', 'PREFIXES', 'EVENTS', 'TASKS', 'german_date', 'translate_example',
            'summarize_example', 'date_split', 'make_task', 'text_metrics', 'generate_texts', 'fine_tune',
            'GenerationEval', 'TryIt']
 
@@ -52,12 +52,10 @@ def summarize_example(d: datetime.date, rng: random.Random) -> tuple[str, str]:
 TASKS = {"translate": translate_example, "summarize": summarize_example}
 
 # %% ../nbs/16_translation.ipynb #766ee0be
-PRETRAIN_DAYS = dict(n_train=20_000, n_valid=500, n_test=1000, seed=0)  # the dates task as `pretrain` draws it
-
 @functools.lru_cache(maxsize=1)
 def date_split() -> dict[str, tuple[datetime.date, ...]]:
     "The days of each split of the pretraining dates task: fine-tuning tests on days pretraining never trained on."
-    task = synthetic_task("dates", **PRETRAIN_DAYS)
+    task = synthetic_task("dates", **TASK_SPLITS)
     return {split: tuple(datetime.date.fromisoformat(iso) for _, iso in pairs) for split, pairs in task.items()}
 
 def make_task(name: str, # a key of `TASKS`: "translate" or "summarize"
