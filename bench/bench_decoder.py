@@ -80,7 +80,7 @@ def gpu_training(repeats):
         loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
     t = median_time(run, repeats, warmup=3, sync=torch.cuda.synchronize)
     N = sum(p.numel() for p in model.parameters())
-    flops_per_token = 6 * N + 12 * cfg.n_layers * cfg.n_heads * cfg.dim_head * T
+    flops_per_token = 6 * N + 12 * cfg.n_layers * cfg.n_heads * cfg.head_dim * T
     mfu = flops_per_token * B * T / t / 989e12
     table("GPU GPT-2 124M training (B=16, T=1024, bf16, compile, fused AdamW)", ["tokens/s", "MFU"],
           [[f"{B * T / t:,.0f}", f"{100 * mfu:.1f}%"]])

@@ -80,14 +80,14 @@ def kv_memory():
         session = DecoderSession(model, ids, max_len=8 + 64 if static else None)
         for _ in token_steps(session, generation_config(model, max_new_tokens=64, eos_token_id=[]), 64): pass
         T = session.cache.max_len if static else session.cache.length
-        formula = 2 * cfg.n_layers * B * T * cfg.kv_heads * cfg.dim_head * 4
-        rows.append([name, "static" if static else "dynamic", B, T, cfg.n_layers, cfg.kv_heads, cfg.dim_head,
+        formula = 2 * cfg.n_layers * B * T * cfg.n_kv_heads * cfg.head_dim * 4
+        rows.append([name, "static" if static else "dynamic", B, T, cfg.n_layers, cfg.n_kv_heads, cfg.head_dim,
                      f"{cache_bytes(session.cache):,}", f"{formula:,}"])
     table("KV cache (fp32) after 8 prompt + 64 new tokens: measured bytes vs 2*layers*batch*T*n_kv_heads*head_dim*bytes "
           "(the last token is never fed back, so a dynamic cache holds T = 71; a static one is preallocated to 72)",
           ["model", "cache", "batch", "T", "layers", "kv heads", "head dim", "measured", "formula"], rows)
     cfg = preset("gpt2")
-    gib = lambda T: 2 * cfg.n_layers * 1 * T * cfg.kv_heads * cfg.dim_head * 2 / 2**20
+    gib = lambda T: 2 * cfg.n_layers * 1 * T * cfg.n_kv_heads * cfg.head_dim * 2 / 2**20
     print(f"GPT-2 124M, bf16, batch 1: {gib(1024):.0f} MiB at 1,024 tokens; "
           f"Llama 3 8B (8 kv heads): {2 * 32 * 8192 * 8 * 128 * 2 / 2**30:.1f} GiB at 8,192 tokens")
 

@@ -94,7 +94,7 @@ def gpu_bench(repeats, steps):
         dt = statistics.median(times) / steps
         n = sum(p.numel() for p in model.parameters()) - model.pos.weight.numel()
         c = model.config
-        flops = (6 * n + 12 * c.n_layers * c.n_heads * c.dim_head * T) * T * B
+        flops = (6 * n + 12 * c.n_layers * c.n_heads * c.head_dim * T) * T * B
         rows.append([f"compile={compile}", f"{B * T / dt:,.0f}", f"{dt * 1000:.1f}", f"{flops / dt / 989e12:.1%}"])
         del trainer, model; torch.cuda.empty_cache()
     table(f"GPU: GPT-2 124M through the trainer, B={B}, T={T}, bf16, fused AdamW ({torch.cuda.get_device_name()}); goal MFU >= 45%",

@@ -5,20 +5,21 @@
 # %% ../nbs/05_blocks.ipynb #2b3d4e21
 from __future__ import annotations
 import math
-from dataclasses import dataclass, asdict, fields
+from dataclasses import dataclass, asdict, fields, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .attention import Attention, BACKENDS
+from fastcore.basics import patch
+from .embeddings import POSITIONS, Positions, check_ids
+from .attention import Attention, BACKENDS, KVCache, combine_masks, padding_mask
 
 # %% auto #0
-__all__ = ['NORMS', 'ACTIVATIONS', 'POSITIONS', 'ACT_FNS', 'TransformerConfig', 'RMSNorm', 'layer_norm_math', 'make_norm',
-           'gelu_tanh', 'MLP', 'Block']
+__all__ = ['NORMS', 'ACTIVATIONS', 'PRESETS', 'PRESET_FAMILY', 'FAMILY_MODULES', 'ACT_FNS', 'TransformerConfig', 'add_presets',
+           'preset', 'RMSNorm', 'layer_norm_math', 'make_norm', 'gelu_tanh', 'MLP', 'Block', 'Stack', 'check_mask']
 
 # %% ../nbs/05_blocks.ipynb #c10c9f0b
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "gelu_tanh", "silu", "relu")
-POSITIONS = ("learned", "sinusoidal", "rope", "relative", "none")
 
 @dataclass
 class TransformerConfig:
@@ -46,6 +47,8 @@ class TransformerConfig:
     embed_norm: bool = False # a norm right after the embeddings (BERT, BART)
     embed_scale: bool = False # multiply token embeddings by sqrt(d_model) (BART's scale_embedding)
     n_decoder_layers: int | None = None # encoder-decoders: decoder depth (None: n_layers)
+    n_decoder_heads: int | None = None # encoder-decoders: decoder query heads (None: n_heads)
+    d_decoder_ff: int | None = None # encoder-decoders: decoder MLP width (None: d_ff)
     output_scale: float = 1.0 # multiply the last hidden states before the head (T5 v1.0: d_model**-0.5)
     head_bias: bool = False # a bias on the output layer (BART's final_logits_bias)
     pre_norm: bool = True # norm before each sub-layer (GPT-2, Llama) or after (BERT, BART)
@@ -66,19 +69,31 @@ class TransformerConfig:
             if value not in options: raise ValueError(f"{name}={value!r} is not one of {options}")
         for name in ("vocab_size", "max_seq_len", "d_model", "n_layers", "n_heads"):
             if getattr(self, name) < 1: raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.head_dim is None and self.d_model % self.n_heads:
-            raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
-        if self.n_heads % self.kv_heads:
+        for name in ("n_kv_heads", "head_dim", "d_ff", "n_decoder_layers", "n_decoder_heads", "d_decoder_ff"):
+            value = getattr(self, name)
+            if value is not None and value < 1: raise ValueError(f"{name} must be >= 1 or None (the default), got {value}")
+        # one name per quantity: the defaults are filled in here, so `n_kv_heads`, `head_dim` and `d_ff` always hold numbers
+        if self.head_dim is None:
+            if self.d_model % self.n_heads: raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
+            self.head_dim = self.d_model // self.n_heads
+        self.n_kv_heads = self.n_kv_heads or self.n_heads
+        self.d_ff = self.d_ff or 4 * self.d_model
+        if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_kv_heads={self.n_kv_heads} does not divide n_heads={self.n_heads}")
-        if self.position == "rope" and self.dim_head % 2:
-            raise ValueError(f"rotary positions need an even head_dim, got {self.dim_head}")
+        if self.position == "rope" and self.head_dim % 2:
+            raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
+        if self.n_decoder_heads is not None and self.d_model % self.n_decoder_heads:
+            raise ValueError(f"n_decoder_heads={self.n_decoder_heads} does not divide d_model={self.d_model}")
 
-    @property
-    def kv_heads(self) -> int: return self.n_kv_heads or self.n_heads
-    @property
-    def dim_head(self) -> int: return self.head_dim or self.d_model // self.n_heads
-    @property
-    def hidden(self) -> int: return self.d_ff or 4 * self.d_model
+    def decoder_side(self) -> "TransformerConfig":
+        "The config of an encoder-decoder's decoder half: its own depth, heads and MLP width where they differ."
+        heads = self.n_decoder_heads or self.n_heads
+        same_heads = heads == self.n_heads
+        return replace(self, n_layers=self.n_decoder_layers or self.n_layers, n_heads=heads,
+                       n_kv_heads=self.n_kv_heads if same_heads else heads,
+                       head_dim=self.head_dim if same_heads else self.d_model // heads,
+                       d_ff=self.d_decoder_ff or self.d_ff, n_decoder_layers=None, n_decoder_heads=None, d_decoder_ff=None)
+
     @property
     def padded_vocab(self) -> int:
         m = self.pad_vocab_multiple
@@ -92,6 +107,29 @@ class TransformerConfig:
         unknown = set(d) - known
         if unknown: raise ValueError(f"unknown config fields {sorted(unknown)}")
         return cls(**d)
+
+# %% ../nbs/05_blocks.ipynb #54781e1a
+PRESETS: dict[str, dict] = {} # name -> config fields; the decoder, encoder and seq2seq chapters add theirs
+PRESET_FAMILY: dict[str, str] = {} # name -> "decoder", "encoder" or "seq2seq"
+FAMILY_MODULES = {"decoder": "llmbook.decoder", "encoder": "llmbook.encoder", "seq2seq": "llmbook.seq2seq"}
+
+def add_presets(family: str, # the family that builds these configs: a key of `FAMILY_MODULES`
+                presets: dict[str, dict], # name -> config fields
+               ):
+    "Register named configs of one family."
+    if family not in FAMILY_MODULES: raise ValueError(f"unknown family {family!r}: expected one of {tuple(FAMILY_MODULES)}")
+    for name, fields_ in presets.items():
+        TransformerConfig(**fields_)  # a preset must be a valid config
+        PRESETS[name], PRESET_FAMILY[name] = fields_, family
+
+def preset(name: str, # a key of `PRESETS`
+           **overrides # fields to change, e.g. `vocab_size=1000`
+          ) -> TransformerConfig:
+    "The config of a named preset of any family, with optional changes."
+    import importlib
+    for module in FAMILY_MODULES.values(): importlib.import_module(module)  # each family's chapter registers its presets
+    if name not in PRESETS: raise ValueError(f"unknown preset {name!r}: expected one of {sorted(PRESETS)}")
+    return TransformerConfig(**{**PRESETS[name], **overrides})
 
 # %% ../nbs/05_blocks.ipynb #a77505bd
 class RMSNorm(nn.Module):
@@ -148,12 +186,15 @@ class Block(nn.Module):
                 ):
         super().__init__()
         c = config
-        att = lambda: Attention(c.d_model, c.n_heads, c.kv_heads, c.bias, c.backend, c.attn_scale, c.head_dim)
         self.pre_norm, self.causal = c.pre_norm, causal
-        self.norm1, self.attn = make_norm(c), att()
-        self.norm_cross, self.cross_attn = (make_norm(c), att()) if cross else (None, None)
-        self.norm2, self.mlp = make_norm(c), MLP(c.d_model, c.hidden, c.mlp_act, c.gated_mlp, c.bias)
+        self.norm1, self.attn = make_norm(c), self._attention(c)
+        self.norm_cross, self.cross_attn = (make_norm(c), self._attention(c)) if cross else (None, None)
+        self.norm2, self.mlp = make_norm(c), MLP(c.d_model, c.d_ff, c.mlp_act, c.gated_mlp, c.bias)
         self.drop = nn.Dropout(c.dropout)
+
+    @staticmethod
+    def _attention(c: TransformerConfig) -> Attention:
+        return Attention(c.d_model, c.n_heads, c.n_kv_heads, c.bias, c.backend, c.attn_scale, c.head_dim)
 
     def _sublayer(self, x, norm, f):
         if self.pre_norm: return x + self.drop(f(norm(x)))
@@ -170,5 +211,111 @@ class Block(nn.Module):
         x = self._sublayer(x, self.norm1, lambda h: self.attn(h, mask, is_causal, rope, cache, layer, bias=bias))
         if self.cross_attn is not None:
             if context is None: raise ValueError("this block has cross-attention: pass the encoder output as `context`")
-            x = self._sublayer(x, self.norm_cross, lambda h: self.cross_attn(h, context_mask, cache=cache, layer=layer, context=context))
+            cross = lambda h: self.cross_attn(h, context_mask, cache=cache, layer=layer, context=context)
+            x = self._sublayer(x, self.norm_cross, cross)
         return self._sublayer(x, self.norm2, self.mlp)
+
+# %% ../nbs/05_blocks.ipynb #965a6df7
+class Stack(nn.Module):
+    "Embedding extras, blocks and final norm, run the same way for decoders, encoders and both halves of an encoder-decoder."
+    def __init__(self, config: TransformerConfig, # the settings of this stack
+                 causal: bool, # decoders: each token sees only the past
+                 cross: bool = False, # blocks with cross-attention (an encoder-decoder's decoder)
+                 tok_embed: nn.Module | None = None, # the token table, registered first when the model owns it here
+                 positions_from_mask: bool = False, # number tokens by the real tokens before them (left padding)
+                 context_limit: bool = True, # refuse more than `max_seq_len` tokens (always, with learned positions)
+                ):
+        super().__init__()
+        c = self.config = config
+        if tok_embed is not None: self.tok_embed = tok_embed
+        self.causal, self.positions_from_mask = causal, positions_from_mask
+        self.context_limit = context_limit or c.position == "learned"  # a learned table has max_seq_len rows
+        self.pos = Positions(c.position, c.d_model, c.max_seq_len, c.head_dim, c.n_heads, c.pos_offset, c.rope_theta,
+                             c.rel_buckets, c.rel_max_distance, bidirectional=not causal)
+        self.types = nn.Embedding(c.type_vocab_size, c.d_model) if c.type_vocab_size else None
+        self.embed_norm = make_norm(c) if c.embed_norm else nn.Identity()
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c, causal=causal, cross=cross) for _ in range(c.n_layers))
+        self.norm = make_norm(c) if c.pre_norm else nn.Identity()
+
+# %% ../nbs/05_blocks.ipynb #e98b7826
+def check_mask(mask: torch.Tensor | None, # (B, S) 1 = token, 0 = padding
+               shape: tuple, # the expected shape
+               name: str = "attention_mask",
+               what: str = "", # what the shape means, for the message
+              ):
+    "Refuse a mask of the wrong shape or with values other than 0 and 1 (eager mode only)."
+    if mask is None or torch.compiler.is_compiling(): return
+    if tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}{what}, got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool and bool(((mask != 0) & (mask != 1)).any()):
+        bad = mask[(mask != 0) & (mask != 1)][0].item()
+        raise ValueError(f"{name} holds {bad}: expected 1 for a token and 0 for padding (not an additive mask)")
+
+@patch
+def check(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
+          attention_mask, position_ids, token_type_ids, past: int):
+    "Raise a clear error for inputs this stack cannot run (eager mode only)."
+    if torch.compiler.is_compiling(): return
+    B, T = x.shape[:2]
+    S = past + T
+    if self.context_limit and S > self.config.max_seq_len:
+        raise ValueError(f"{S} tokens ({past} cached + {T} new) do not fit the context of {self.config.max_seq_len}")
+    check_mask(attention_mask, (B, S), what=" (batch, cached + new tokens)")
+    if position_ids is not None and tuple(position_ids.shape) != (B, T):
+        raise ValueError(f"position_ids must have shape {(B, T)}, got {tuple(position_ids.shape)}")
+    if token_type_ids is not None:
+        if self.types is None: raise ValueError("token_type_ids were given, but this model has no token types (type_vocab_size=0)")
+        if tuple(token_type_ids.shape) != (B, T):
+            raise ValueError(f"token_type_ids must have shape {(B, T)}, got {tuple(token_type_ids.shape)}")
+        check_ids(token_type_ids, self.types.num_embeddings)
+
+# %% ../nbs/05_blocks.ipynb #c406ebf9
+@patch
+def position_ids(self: Stack, attention_mask: torch.Tensor | None, # (B, past + T) or None
+                 B: int, T: int, past: int, device) -> torch.Tensor:
+    "`(B, T)` positions of the new tokens: counted over real tokens (decoders) or by index."
+    if self.positions_from_mask and attention_mask is not None:
+        return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # left padding does not move tokens
+    return torch.arange(past, past + T, device=device)[None].expand(B, T)
+
+@patch
+def embeddings(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
+          position_ids: torch.Tensor, # (B, T)
+          token_type_ids: torch.Tensor | None = None, # (B, T) segment ids, default all 0
+         ) -> torch.Tensor:
+    "Token vectors with positions and token types added, normalised and dropped out: `(B, T, d_model)`."
+    if self.config.embed_scale: x = x * math.sqrt(self.config.d_model)
+    x = self.pos.add(x, position_ids)
+    if self.types is not None:
+        if token_type_ids is None: token_type_ids = torch.zeros_like(position_ids)
+        x = x + self.types(token_type_ids)
+    return self.drop(self.embed_norm(x))
+
+# %% ../nbs/05_blocks.ipynb #ee7489ac
+@patch
+def run(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
+        attention_mask: torch.Tensor | None = None, # (B, past + T): 1 = token, 0 = padding
+        position_ids: torch.Tensor | None = None, # (B, T); default: see `position_ids`
+        cache: KVCache | None = None, # past keys/values of this stack; updated in place
+        token_type_ids: torch.Tensor | None = None, # (B, T) segment ids
+        context: torch.Tensor | None = None, # (B, S_enc, d_model) encoder output, for cross-attention
+        context_mask: torch.Tensor | None = None, # (B, S_enc): 1 = token, 0 = padding
+       ) -> torch.Tensor:
+    "The stack's last hidden states `(B, T, d_model)`."
+    B, T = x.shape[:2]
+    past = 0 if cache is None else cache.length
+    S = past + T
+    self.check(x, attention_mask, position_ids, token_type_ids, past)
+    if position_ids is None: position_ids = self.position_ids(attention_mask, B, T, past, x.device)
+    x = self.embeddings(x, position_ids, token_type_ids)
+    eager = not torch.compiler.is_compiling()
+    if eager and attention_mask is not None and bool(attention_mask.all()): attention_mask = None
+    if eager and context_mask is not None and bool(context_mask.all()): context_mask = None
+    is_causal = self.causal and attention_mask is None and past == 0  # no mask tensor: the kernel's fast path
+    mask = None if is_causal else combine_masks(attention_mask, T, S, causal=self.causal, device=x.device)
+    cross_mask = None if context_mask is None else padding_mask(context_mask.to(x.device))
+    rope, bias = self.pos.rotary(position_ids), self.pos.bias(T, S)
+    for i, block in enumerate(self.blocks):
+        x = block(x, mask, is_causal, rope, cache, i, context=context, context_mask=cross_mask, bias=bias)
+    return self.norm(x)

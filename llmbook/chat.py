@@ -8,9 +8,10 @@ import ast, codeop, html, operator, random, re, textwrap, warnings
 from dataclasses import replace
 import torch
 from torch import nn
+from .core import evaluating
 from .data import IGNORE_INDEX, pad_sequences
 from .embeddings import TokenEmbedding
-from .generation import generate
+from .generation import generate, generate_text
 from .tokens import BPETokenizer
 
 # %% auto #0
@@ -224,7 +225,6 @@ def arithmetic_task(n_train: int, # questions to train on
     return {"test": [example(*t) for t in triples[:n_test]], "train": [example(*t) for t in triples[n_test:n_test + n_train]]}
 
 # %% ../nbs/15_chat.ipynb #17a103e3
-@torch.no_grad()
 def chat_replies(model: nn.Module, # a decoder tuned with this template
                  tokenizer: BPETokenizer,
                  convs, # conversations, each ending with the message to answer
@@ -232,20 +232,10 @@ def chat_replies(model: nn.Module, # a decoder tuned with this template
                  **settings, # more `generate` settings, e.g. do_sample=True, temperature=0.7
                 ) -> list[dict]:
     "The assistant's next reply to each conversation (greedy by default): {'text', 'ended' (with <|end|>), 'ids'}."
-    end = chat_token_ids(tokenizer)["end"]
     prompts = [render_chat(c, tokenizer, add_generation_prompt=True)[0] for c in convs]
-    ids, mask = pad_sequences(prompts, end, side="left")  # (B, P)
-    device, was_training = next(model.parameters()).device, model.training
-    model.eval()
-    try: out = generate(model, ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                        eos_token_id=end, pad_token_id=end, **settings)
-    finally: model.train(was_training)
-    replies = []
-    for row in out[:, ids.shape[1]:].tolist():
-        ended = end in row
-        row = row[:row.index(end)] if ended else row
-        replies.append({"text": tokenizer.decode(row), "ended": ended, "ids": row})
-    return replies
+    end = chat_token_ids(tokenizer)["end"]
+    return generate_text(model, tokenizer, prompts, details=True, max_new_tokens=max_new_tokens,
+                         eos_token_id=end, pad_token_id=end, **settings)
 
 # %% ../nbs/15_chat.ipynb #c5c4a1f2
 def run_tool(ids, # token ids of the reply so far, ending with </calc>
@@ -265,7 +255,6 @@ def run_tool(ids, # token ids of the reply so far, ending with </calc>
     return [sp[RESULT], *tokenizer.encode(result, allowed_special="none"), sp[RESULT_END]]
 
 # %% ../nbs/15_chat.ipynb #3215ce51
-@torch.no_grad()
 def chat_with_tools(model: nn.Module, # a decoder tuned to call the calculator
                     tokenizer: BPETokenizer, # has the chat and tool tokens
                     messages, # the conversation, ending with the message to answer
@@ -280,20 +269,19 @@ def chat_with_tools(model: nn.Module, # a decoder tuned to call the calculator
     if len(prompt) >= context:
         raise ValueError(f"the prompt has {len(prompt)} tokens but the context is {context} tokens: no room for a reply")
     stops = [special["end"], sp[CALL_END]] if use_tools else [special["end"]]
-    device, was_training = next(model.parameters()).device, model.training
-    model.eval()
+    device = next(model.parameters()).device
     new, calls = [], []
-    try:
+    with evaluating(model):
         while len(new) < max_new_tokens and len(prompt) + len(new) < context:
             ids = torch.tensor([prompt + new], device=device)
             room = min(max_new_tokens - len(new), context - ids.shape[1])
-            step = generate(model, ids, max_new_tokens=room, eos_token_id=stops)[0, ids.shape[1]:].tolist()
+            step = generate(model, ids, max_new_tokens=room, eos_token_id=stops)[0, ids.shape[1]:]
+            step = step.tolist()
             new += step
             if step[-1] != sp[CALL_END] or not use_tools or len(calls) == max_calls: break
             result = run_tool(new, tokenizer)
             calls.append((tokenizer.decode(new[:-1]).rsplit(CALL, 1)[-1], tokenizer.decode(result[1:-1])))
             new += result[:context - len(prompt) - len(new)]  # a result that overflows the context is cut, and the loop ends
-    finally: model.train(was_training)
     ended = bool(new) and new[-1] == special["end"]
     text = tokenizer.decode(new[:-1] if ended else new)
     return {"text": text, "answer": text.rsplit(RESULT_END, 1)[-1], "calls": calls, "ended": ended, "ids": new}

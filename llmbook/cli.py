@@ -8,7 +8,8 @@ import os, sys, json, argparse, platform, importlib.metadata
 import torch
 from .core import get_device, autocast_dtype, format_size, count_params, seed_everything
 from .data import CORPORA, corpus_docs
-from .training import PRECISIONS, TrainingDiverged, cleanup_distributed
+from .training import (PRECISIONS, TrainingDiverged, setup_distributed, cleanup_distributed,
+                              enable_tf32)
 
 # %% auto #0
 __all__ = ['info', 'parser', 'main']
@@ -85,20 +86,25 @@ def _add_train(sub):
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 def _train(args) -> int:
-    from llmbook.pretraining import pretrain, family_of, sample, transduce
+    from llmbook.pretraining import pretrain, family_of, SAMPLING
+    from llmbook.generation import generate_text
     if args.device: os.environ["LLMBOOK_DEVICE"] = args.device  # so torchrun's processes agree on it too
+    setup_distributed()  # joins torchrun's processes, if there are several
+    enable_tf32()
     seed_everything(args.seed)
-    trainer, tok = pretrain(args.preset, args.corpus, args.file, args.task, family=args.family, vocab_size=args.vocab_size,
-                            block_size=args.block_size, max_chars=args.max_chars, model_overrides=_model_overrides(args.model),
-                            out=args.out, resume=args.resume, fit=False, device=args.device, max_steps=args.steps,
-                            batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr, warmup_steps=args.warmup,
-                            weight_decay=args.weight_decay, precision=args.precision, compile=args.compile,
-                            eval_every=args.eval_every, save_every=args.save_every, seed=args.seed,
-                            progress=not args.no_progress, plot=False)
+    settings = dict(max_steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
+                    warmup_steps=args.warmup, weight_decay=args.weight_decay, precision=args.precision,
+                    compile=args.compile, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed,
+                    progress=not args.no_progress, plot=False)
+    trainer, tok = pretrain(args.preset, args.corpus, args.file, args.task, family=args.family,
+                            vocab_size=args.vocab_size, block_size=args.block_size, max_chars=args.max_chars,
+                            model_overrides=_model_overrides(args.model), out=args.out, resume=args.resume,
+                            fit=False, device=args.device, **settings)
     say = print if trainer.is_main else (lambda *a, **k: None)
     start = trainer.step
-    say(f"{args.preset}: {format_size(count_params(trainer.model))} parameters, {len(trainer.train_data):,} training examples, "
-        f"{trainer.world_size} process(es) on {trainer.device}" + (f"; resumed at step {start}" if start else ""))
+    say(f"{args.preset}: {format_size(count_params(trainer.model))} parameters, "
+        f"{len(trainer.train_data):,} training examples, {trainer.world_size} process(es) on {trainer.device}"
+        + (f"; resumed at step {start}" if start else ""))
     trainer.fit()
     row, ev = trainer.history[-1], trainer.evals[-1]
     say(f"step {trainer.step}: training loss {row['loss']:.3f}, validation loss {ev['loss']:.3f} "
@@ -107,11 +113,14 @@ def _train(args) -> int:
     family = family_of(args.preset)
     if trainer.is_main and family == "decoder":  # 60 new tokens, or as many as the context leaves
         room = trainer.model.config.max_seq_len - len(tok.encode(args.prompt))
-        say("sample: " + (repr(sample(trainer.model, tok, args.prompt, min(60, room))) if room > 0 else "(the prompt fills the context)"))
+        if room > 0:
+            text = generate_text(trainer.model, tok, args.prompt, max_new_tokens=min(60, room), **SAMPLING)
+            say("sample: " + repr(args.prompt + text))
+        else: say("sample: (the prompt fills the context)")
     if trainer.is_main and family == "seq2seq":
         from llmbook.data import synthetic_task
         for src, tgt in synthetic_task(args.task, 0, 0, 3, seed=1)["test"]:
-            say(f"{src!r} -> {transduce(trainer.model, tok, [src])[0]!r} (expected {tgt!r})")
+            say(f"{src!r} -> {generate_text(trainer.model, tok, src, max_new_tokens=32)!r} (expected {tgt!r})")
     return 0
 
 def _add_demo(sub):
@@ -141,7 +150,8 @@ def main(argv: list[str] | None = None # arguments (default: `sys.argv[1:]`)
     p = parser()
     args = p.parse_args(argv)
     if args.command is None:
-        p.print_help(); return 0
+        p.print_help()
+        return 0
     try:
         if args.command == "info":
             facts = info()
@@ -149,11 +159,14 @@ def main(argv: list[str] | None = None # arguments (default: `sys.argv[1:]`)
         elif args.command == "train": return _train(args)
         elif args.command == "demo":
             from llmbook.pretraining import demo
+            enable_tf32()
             demo(args.seconds, args.device, args.prompt, args.out)
         return 0
     except (ValueError, TypeError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
-        print(f"llmbook: error: {e}", file=sys.stderr); return 2
+        print(f"llmbook: error: {e}", file=sys.stderr)
+        return 2
     except TrainingDiverged as e:
-        print(f"llmbook: training stopped: {e}", file=sys.stderr); return 1
+        print(f"llmbook: training stopped: {e}", file=sys.stderr)
+        return 1
     finally:
         cleanup_distributed()

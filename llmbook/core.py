@@ -11,7 +11,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['in_test', 'learner_hint', 'chapter_setup', 'get_device', 'seed_everything', 'autocast_dtype', 'autocast',
-           'count_params', 'format_size', 'param_bytes']
+           'count_params', 'format_size', 'param_bytes', 'evaluating']
 
 # %% ../nbs/00_core.ipynb #873d6d65
 def in_test() -> bool:
@@ -134,3 +134,15 @@ def param_bytes(model: nn.Module) -> int:
         if id(t) in seen: continue
         seen.add(id(t)); total += t.numel() * t.element_size()
     return total
+
+# %% ../nbs/00_core.ipynb #bb5965d8
+@contextlib.contextmanager
+def evaluating(model: nn.Module # put in eval mode inside the `with`, then back in the mode it was in
+              ):
+    "A context manager: `model.eval()` and `torch.no_grad()` inside, the model's own mode restored after, even on error."
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(): yield model
+    finally:
+        model.train(was_training)

@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import Dataset
 
 # %% auto #0
-__all__ = ['CORPORA', 'SPLITS', 'TASKS', 'IGNORE_INDEX', 'Doc', 'corpus_docs', 'split_docs', 'load_corpus', 'DownloadError',
-           'cache_dir', 'cached_path', 'load_text', 'number_to_words', 'format_date', 'synthetic_task',
+__all__ = ['CORPORA', 'SPLITS', 'SYNTHETIC_TASKS', 'IGNORE_INDEX', 'Doc', 'corpus_docs', 'split_docs', 'load_corpus',
+           'DownloadError', 'cache_dir', 'cached_path', 'load_text', 'number_to_words', 'format_date', 'synthetic_task',
            'NextTokenDataset', 'pad_sequences', 'mask_tokens', 'MLMCollator', 'shift_right', 'Seq2SeqCollator']
 
 # %% ../nbs/01_data.ipynb #0f252169
@@ -166,8 +166,8 @@ def _date_example(i: int, rng: random.Random) -> tuple[str, str]:
 def _number_example(i: int, rng: random.Random) -> tuple[str, str]:
     return str(i), number_to_words(i)
 
-TASKS = {"dates": (_date_example, (datetime.date(2099, 12, 31) - datetime.date(1900, 1, 1)).days + 1),
-         "numbers": (_number_example, 1_000_000)}
+_N_DAYS = (datetime.date(2099, 12, 31) - datetime.date(1900, 1, 1)).days + 1  # 1900 to 2099
+SYNTHETIC_TASKS = {"dates": (_date_example, _N_DAYS), "numbers": (_number_example, 1_000_000)}
 
 # %% ../nbs/01_data.ipynb #fc4a4bfa
 def synthetic_task(name: str, # "dates" or "numbers"
@@ -177,8 +177,9 @@ def synthetic_task(name: str, # "dates" or "numbers"
                    seed: int = 0, # the same seed gives the same examples
                   ) -> dict[str, list[tuple[str, str]]]:
     "Train/valid/test lists of (source, target) pairs for a synthetic seq2seq task, with disjoint targets."
-    if name not in TASKS: raise ValueError(f"unknown task {name!r}: expected one of {tuple(TASKS)}")
-    make, size = TASKS[name]
+    if name not in SYNTHETIC_TASKS:
+        raise ValueError(f"unknown task {name!r}: expected one of {tuple(SYNTHETIC_TASKS)}")
+    make, size = SYNTHETIC_TASKS[name]
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
     if any(n < 0 for n in sizes.values()): raise ValueError(f"split sizes must be >= 0, got {sizes}")
     if sum(sizes.values()) > size:
@@ -187,7 +188,8 @@ def synthetic_task(name: str, # "dates" or "numbers"
     ids = rng.sample(range(size), sum(sizes.values()))
     out, start = {}, 0
     for split, n in sizes.items():
-        out[split] = [make(i, rng) for i in ids[start:start + n]]; start += n
+        out[split] = [make(i, rng) for i in ids[start:start + n]]
+        start += n
     return out
 
 # %% ../nbs/01_data.ipynb #f654c507

@@ -7,18 +7,18 @@ from __future__ import annotations
 import math
 import torch
 from torch import nn
-from .embeddings import TokenEmbedding, LearnedPositions, RotaryEmbedding, sinusoidal_positions
-from .attention import KVCache, combine_masks
-from .blocks import TransformerConfig, Block, make_norm
+from .embeddings import TokenEmbedding
+from .attention import KVCache
+from .blocks import TransformerConfig, Stack, PRESETS, add_presets, preset
 
 # %% auto #0
-__all__ = ['PRESETS', 'preset', 'init_weights', 'Decoder', 'model_size']
+__all__ = ['init_weights', 'check_input_ids', 'Decoder', 'model_size']
 
 # %% ../nbs/06_decoder.ipynb #7e475482
 _GPT2 = dict(vocab_size=50257, max_seq_len=1024, norm_eps=1e-5, mlp_act="gelu_tanh", position="learned")
 _LLAMA = dict(norm="rmsnorm", norm_bias=False, mlp_act="silu", gated_mlp=True, bias=False, position="rope",
               tie_embeddings=False)
-PRESETS = {
+add_presets("decoder", {
     "gpt2": dict(_GPT2, d_model=768, n_layers=12, n_heads=12),
     "gpt2-medium": dict(_GPT2, d_model=1024, n_layers=24, n_heads=16),
     "gpt2-large": dict(_GPT2, d_model=1280, n_layers=36, n_heads=20),
@@ -30,32 +30,7 @@ PRESETS = {
     "tiny-gpt2": dict(_GPT2, vocab_size=256, max_seq_len=128, d_model=64, n_layers=2, n_heads=4),
     "tiny-llama": dict(_LLAMA, vocab_size=256, max_seq_len=128, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2,
                        d_ff=176, norm_eps=1e-6),
-}
-# the encoder and encoder-decoder families, used from the encoder and seq2seq chapters on
-_BERT = dict(vocab_size=30522, max_seq_len=512, norm_eps=1e-12, mlp_act="gelu", position="learned", pre_norm=False,
-             type_vocab_size=2, embed_norm=True, pad_token_id=0)
-_T5 = dict(vocab_size=32128, max_seq_len=512, norm="rmsnorm", norm_bias=False, norm_eps=1e-6, bias=False,
-           position="relative", attn_scale=1.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-_BART = dict(vocab_size=50265, max_seq_len=1024, mlp_act="gelu", position="learned", pos_offset=2, pre_norm=False,
-             embed_norm=True, head_bias=True, bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2)
-PRESETS.update({
-    "bert": dict(_BERT, d_model=768, n_layers=12, n_heads=12), # bert-base
-    "t5": dict(_T5, d_model=512, n_layers=6, n_heads=8, d_ff=2048, mlp_act="relu", output_scale=512 ** -0.5), # t5-small (v1.0)
-    "t5-v1_1": dict(_T5, d_model=512, n_layers=8, n_heads=6, head_dim=64, d_ff=1024, mlp_act="gelu_tanh", gated_mlp=True,
-                    tie_embeddings=False), # t5-v1_1-small
-    "bart": dict(_BART, d_model=768, n_layers=6, n_heads=12, d_ff=3072), # bart-base
-    "tiny-bert": dict(_BERT, vocab_size=260, max_seq_len=128, d_model=64, n_layers=2, n_heads=4),
-    "tiny-t5": dict(_T5, vocab_size=260, max_seq_len=128, d_model=64, n_layers=2, n_heads=4, d_ff=128, mlp_act="gelu_tanh",
-                    gated_mlp=True, rel_buckets=16, rel_max_distance=32, tie_embeddings=False),
-    "tiny-bart": dict(_BART, vocab_size=260, max_seq_len=128, d_model=64, n_layers=2, n_heads=4, d_ff=128),
 })
-
-def preset(name: str, # a key of `PRESETS`
-           **overrides # fields to change, e.g. `vocab_size=1000`
-          ) -> TransformerConfig:
-    "The config of a named preset, with optional changes."
-    if name not in PRESETS: raise ValueError(f"unknown preset {name!r}: expected one of {sorted(PRESETS)}")
-    return TransformerConfig(**{**PRESETS[name], **overrides})
 
 # %% ../nbs/06_decoder.ipynb #48696f55
 def init_weights(model: nn.Module, config: TransformerConfig):
@@ -67,19 +42,21 @@ def init_weights(model: nn.Module, config: TransformerConfig):
             nn.init.normal_(m.weight, 0.0, std * scale)
             if getattr(m, "bias", None) is not None: nn.init.zeros_(m.bias)
 
+def check_input_ids(input_ids: torch.Tensor, name: str = "input_ids"):
+    "Refuse anything but a `(B, T)` batch of ids (eager mode only; the values are checked by the token table)."
+    if torch.compiler.is_compiling(): return
+    if not isinstance(input_ids, torch.Tensor) or input_ids.ndim != 2:
+        raise ValueError(f"{name} must be (B, T), got {tuple(getattr(input_ids, 'shape', ())) or type(input_ids).__name__}")
+
 # %% ../nbs/06_decoder.ipynb #ad5b24be
-class Decoder(nn.Module):
-    "A causal language model (GPT-2, Llama, ...) built from a `TransformerConfig`."
+class Decoder(Stack):
+    "A causal language model (GPT-2, Llama, ...): a token table, one causal `Stack` and an output layer."
+    family = "decoder" # what `generation`, `training`, `hub` and `pretraining` dispatch on
     def __init__(self, config: TransformerConfig):
-        super().__init__()
-        c = self.config = config
-        self.tok_embed = TokenEmbedding(c.vocab_size, c.d_model, c.padded_vocab)
-        self.pos = LearnedPositions(c.max_seq_len, c.d_model) if c.position == "learned" else None
-        self.rope = RotaryEmbedding(c.dim_head, c.rope_theta) if c.position == "rope" else None
-        self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c, causal=True) for _ in range(c.n_layers))
-        self.norm = make_norm(c) if c.pre_norm else nn.Identity()
-        self.head = nn.Linear(c.d_model, c.padded_vocab, bias=False)
+        tok_embed = TokenEmbedding(config.vocab_size, config.d_model, config.padded_vocab)
+        super().__init__(config, causal=True, tok_embed=tok_embed, positions_from_mask=True)
+        c = config
+        self.head = nn.Linear(c.d_model, c.padded_vocab, bias=c.head_bias)
         init_weights(self, c)
         if c.tie_embeddings: self.head.weight = self.tok_embed.weight
 
@@ -98,34 +75,14 @@ class Decoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, # (B, T) token ids
                 attention_mask: torch.Tensor | None = None, # (B, past + T): 1 = token, 0 = padding
                 cache: KVCache | None = None, # past keys/values; updated in place
-                position_ids: torch.Tensor | None = None, # (B, T); default: from the mask, or counting on
+                position_ids: torch.Tensor | None = None, # (B, T); default: counted over the mask's real tokens
+                token_type_ids: torch.Tensor | None = None, # (B, T), for configs with `type_vocab_size`
                ) -> torch.Tensor:
         "Next-token logits `(B, T, vocab_size)`."
-        c = self.config
-        if input_ids.ndim != 2: raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
-        B, T = input_ids.shape
-        past = cache.length if cache is not None else 0
-        S = past + T
-        if S > c.max_seq_len:
-            raise ValueError(f"{S} tokens ({past} cached + {T} new) do not fit the context of {c.max_seq_len}")
-        if attention_mask is not None and tuple(attention_mask.shape) != (B, S):
-            raise ValueError(f"attention_mask must have shape {(B, S)} (batch, cached + new tokens), "
-                             f"got {tuple(attention_mask.shape)}")
-        if attention_mask is not None and bool(attention_mask.all()): attention_mask = None  # nothing to mask
-        if position_ids is None:
-            if attention_mask is None: position_ids = torch.arange(past, S, device=input_ids.device)[None].expand(B, T)
-            else: position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
-        x = self.tok_embed(input_ids)  # (B, T, d_model)
-        if self.pos is not None: x = x + self.pos(position_ids)
-        elif c.position == "sinusoidal": x = x + sinusoidal_positions(position_ids, c.d_model).to(x)
-        x = self.drop(x)
-        rope = self.rope.cos_sin(position_ids) if self.rope is not None else None
-        is_causal = attention_mask is None and past == 0  # the fused kernel's fast path
-        mask = None if is_causal else combine_masks(attention_mask, T, S, causal=True, device=x.device)
-        for i, block in enumerate(self.blocks):
-            x = block(x, mask, is_causal, rope, cache, i)
-        logits = self.head(self.norm(x))  # (B, T, padded_vocab)
-        return logits[..., :c.vocab_size]
+        check_input_ids(input_ids)
+        h = self.run(self.tok_embed(input_ids), attention_mask, position_ids, cache, token_type_ids)
+        logits = self.head(h * self.config.output_scale)  # (B, T, padded_vocab)
+        return logits[..., :self.config.vocab_size]
 
 # %% ../nbs/06_decoder.ipynb #600db4bc
 def model_size(name: str # a preset name

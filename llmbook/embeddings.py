@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['check_ids', 'TokenEmbedding', 'LearnedPositions', 'sinusoidal_positions', 'plot_positions', 'rotate_half',
-           'RotaryEmbedding', 'apply_rotary', 'plot_rope', 'rope_explorer']
+__all__ = ['POSITIONS', 'check_ids', 'TokenEmbedding', 'LearnedPositions', 'sinusoidal_positions', 'plot_positions',
+           'rotate_half', 'RotaryEmbedding', 'apply_rotary', 'plot_rope', 'rope_explorer', 'relative_bucket',
+           'RelativePositionBias', 'Positions']
 
 # %% ../nbs/03_embeddings.ipynb #3f7bb534
 def check_ids(ids: torch.Tensor, # integer token ids
@@ -20,6 +21,7 @@ def check_ids(ids: torch.Tensor, # integer token ids
     if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise TypeError(f"token ids must be an integer tensor, got {type(ids).__name__} "
                         f"{getattr(ids, 'dtype', '')}")
+    if torch.compiler.is_compiling(): return  # a host read: checked in eager calls, never inside a compiled graph
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
         bad = ids[(ids < 0) | (ids >= vocab_size)][0].item()
         raise ValueError(f"token id {bad} is outside the vocabulary [0, {vocab_size})")
@@ -45,7 +47,7 @@ class LearnedPositions(nn.Embedding):
                  d_model: int):
         super().__init__(max_seq_len, d_model)
     def forward(self, position_ids): # (B, T) or (T,) -> (..., T, d_model)
-        if position_ids.numel() and int(position_ids.max()) >= self.num_embeddings:
+        if not torch.compiler.is_compiling() and position_ids.numel() and int(position_ids.max()) >= self.num_embeddings:
             raise ValueError(f"position {int(position_ids.max())} is past the context length {self.num_embeddings}")
         return super().forward(position_ids)
 
@@ -56,11 +58,10 @@ def sinusoidal_positions(position_ids: torch.Tensor, # (..., T) integer position
                         ) -> torch.Tensor:
     "Fixed sine/cosine position vectors `(..., T, d_model)`: even dimensions sin, odd dimensions cos."
     if d_model % 2: raise ValueError(f"d_model must be even for sinusoidal positions, got {d_model}")
-    freqs = base ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)  # (d/2,)
+    dims = torch.arange(0, d_model, 2, dtype=torch.float32, device=position_ids.device)
+    freqs = base ** (-dims / d_model)  # (d/2,)
     angles = position_ids[..., None].float() * freqs  # (..., T, d/2)
-    out = torch.empty(*angles.shape[:-1], d_model)
-    out[..., 0::2], out[..., 1::2] = angles.sin(), angles.cos()
-    return out
+    return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)  # (..., T, d): sin, cos, sin, cos, ...
 
 # %% ../nbs/03_embeddings.ipynb #dba30906
 def plot_positions(n_positions: int = 64, # how many positions (rows)
@@ -124,3 +125,84 @@ def rope_explorer():
     import ipywidgets as W
     return W.interactive(plot_rope, position=W.IntSlider(10, 0, 63), theta=W.FloatLogSlider(10000, base=10, min=2, max=6),
                          head_dim=W.fixed(64), n_positions=W.fixed(64), ax=W.fixed(None))
+
+# %% ../nbs/03_embeddings.ipynb #73a535c1
+def relative_bucket(rel: torch.Tensor, # (T, S) key position minus query position
+                    bidirectional: bool, # distinguish keys after the query (encoder) from before
+                    num_buckets: int = 32,
+                    max_distance: int = 128,
+                   ) -> torch.Tensor:
+    "T5's bucket index for each relative position."
+    buckets = torch.zeros_like(rel)
+    if bidirectional:
+        num_buckets //= 2
+        buckets += (rel > 0).long() * num_buckets  # keys after the query use the upper half
+        dist = rel.abs()
+    else:
+        dist = (-rel).clamp(min=0)  # only the past: distance back from the query
+    exact = num_buckets // 2
+    # beyond `exact`, buckets grow logarithmically until max_distance
+    log_bucket = exact + (torch.log(dist.float().clamp(min=1) / exact) / math.log(max_distance / exact)
+                          * (num_buckets - exact)).long()
+    log_bucket = log_bucket.clamp(max=num_buckets - 1)
+    return buckets + torch.where(dist < exact, dist, log_bucket)
+
+class RelativePositionBias(nn.Embedding):
+    "A learned bias per (distance bucket, head), added to the attention scores (T5)."
+    def __init__(self, n_heads: int, # one bias per head
+                 num_buckets: int = 32, # rows of the table
+                 max_distance: int = 128, # distances beyond this share the last bucket
+                 bidirectional: bool = True, # encoders: keys before and after the query differ
+                ):
+        super().__init__(num_buckets, n_heads)
+        self.bidirectional, self.max_distance = bidirectional, max_distance
+
+    def bias_for(self, T: int, S: int # the last T of S positions are the queries
+                ) -> torch.Tensor:
+        "`(1, H, T, S)` bias for queries at positions S-T..S-1 over keys 0..S-1."
+        q = torch.arange(S - T, S, device=self.weight.device)
+        k = torch.arange(S, device=self.weight.device)
+        rel = k[None] - q[:, None]  # (T, S)
+        buckets = relative_bucket(rel, self.bidirectional, self.num_embeddings, self.max_distance)
+        return self(buckets).permute(2, 0, 1)[None]  # (T, S, H) -> (1, H, T, S)
+
+# %% ../nbs/03_embeddings.ipynb #6db00eca
+POSITIONS = ("learned", "sinusoidal", "rope", "relative", "none")
+
+class Positions(nn.Module):
+    "Any kind of position, behind one interface: added vectors, rotated queries and keys, or a score bias."
+    def __init__(self, kind: str, # one of `POSITIONS`
+                 d_model: int, # width of the token vectors
+                 max_seq_len: int, # the context length (rows of a learned table)
+                 head_dim: int | None = None, # rope: width of one attention head
+                 n_heads: int | None = None, # relative: one bias per head
+                 offset: int = 0, # learned: position p reads row p + offset (BART: 2)
+                 rope_theta: float = 10000.0, # rope: base of the frequencies
+                 rel_buckets: int = 32, rel_max_distance: int = 128, # relative: see `RelativePositionBias`
+                 bidirectional: bool = True, # relative: keys after the query get their own buckets
+                ):
+        super().__init__()
+        if kind not in POSITIONS: raise ValueError(f"unknown position kind {kind!r}: expected one of {POSITIONS}")
+        self.kind, self.d_model, self.offset = kind, d_model, offset
+        self.table = LearnedPositions(max_seq_len + offset, d_model) if kind == "learned" else None
+        self.rope = RotaryEmbedding(head_dim, rope_theta) if kind == "rope" else None
+        self.rel = None
+        if kind == "relative": self.rel = RelativePositionBias(n_heads, rel_buckets, rel_max_distance, bidirectional)
+
+    def add(self, x: torch.Tensor, # (B, T, d_model) token vectors
+            position_ids: torch.Tensor, # (B, T)
+           ) -> torch.Tensor:
+        "The token vectors with the position vectors added (learned, sinusoidal); unchanged otherwise."
+        if self.table is not None: return x + self.table(position_ids + self.offset)
+        if self.kind == "sinusoidal": return x + sinusoidal_positions(position_ids, self.d_model).to(x.dtype)
+        return x
+
+    def rotary(self, position_ids: torch.Tensor # (B, T)
+              ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        "`(cos, sin)` for `apply_rotary` (rope), or None."
+        return None if self.rope is None else self.rope.cos_sin(position_ids)
+
+    def bias(self, T: int, S: int # the last T of S positions are the queries
+            ) -> torch.Tensor | None:
+        "`(1, H, T, S)` bias for the attention scores (relative), or None."
+        return None if self.rel is None else self.rel.bias_for(T, S)

@@ -8,39 +8,20 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .embeddings import TokenEmbedding, LearnedPositions, check_ids
-from .attention import combine_masks
-from .blocks import TransformerConfig, Block, make_norm, ACT_FNS
-from .decoder import preset, init_weights
+from .embeddings import TokenEmbedding
+from .blocks import TransformerConfig, Stack, make_norm, ACT_FNS, add_presets, preset
+from .decoder import init_weights, check_input_ids
 
 # %% auto #0
-__all__ = ['HEADS', 'Embeddings', 'MLMHead', 'Pooler', 'Encoder', 'fill_mask', 'mask_candidates']
+__all__ = ['HEADS', 'MLMHead', 'Pooler', 'Encoder', 'fill_mask', 'mask_candidates']
 
 # %% ../nbs/07_encoder.ipynb #0bd64fcb
-class Embeddings(nn.Module):
-    "Positions, token types, norm and dropout on top of token vectors (BERT and BART style)."
-    def __init__(self, config: TransformerConfig):
-        super().__init__()
-        c = self.config = config
-        self.pos = LearnedPositions(c.max_seq_len + c.pos_offset, c.d_model) if c.position == "learned" else None
-        self.types = nn.Embedding(c.type_vocab_size, c.d_model) if c.type_vocab_size else None
-        self.norm = make_norm(c) if c.embed_norm else nn.Identity()
-        self.drop = nn.Dropout(c.dropout)
-
-    def forward(self, tokens: torch.Tensor, # (B, T, d_model) token vectors
-                position_ids: torch.Tensor, # (B, T) or (T,)
-                token_type_ids: torch.Tensor | None = None, # (B, T) segment ids, default all 0
-               ) -> torch.Tensor:
-        x = tokens * math.sqrt(self.config.d_model) if self.config.embed_scale else tokens
-        if self.pos is not None: x = x + self.pos(position_ids + self.config.pos_offset)
-        if self.types is not None:
-            if token_type_ids is None: token_type_ids = torch.zeros(tokens.shape[:2], dtype=torch.long, device=tokens.device)
-            if token_type_ids.shape != tokens.shape[:2]:
-                raise ValueError(f"token_type_ids must have shape {tuple(tokens.shape[:2])}, got {tuple(token_type_ids.shape)}")
-            check_ids(token_type_ids, self.types.num_embeddings)
-            x = x + self.types(token_type_ids)
-        elif token_type_ids is not None: raise ValueError("this model has no token types (type_vocab_size=0)")
-        return self.drop(self.norm(x))
+_BERT = dict(vocab_size=30522, max_seq_len=512, norm_eps=1e-12, mlp_act="gelu", position="learned", pre_norm=False,
+             type_vocab_size=2, embed_norm=True, pad_token_id=0)
+add_presets("encoder", {
+    "bert": dict(_BERT, d_model=768, n_layers=12, n_heads=12), # bert-base
+    "tiny-bert": dict(_BERT, vocab_size=260, max_seq_len=128, d_model=64, n_layers=2, n_heads=4),
+})
 
 # %% ../nbs/07_encoder.ipynb #510f7e2b
 class MLMHead(nn.Module):
@@ -62,25 +43,21 @@ class Pooler(nn.Module):
 HEADS = (None, "mlm", "classify", "tokens")
 
 # %% ../nbs/07_encoder.ipynb #432fec91
-class Encoder(nn.Module):
-    "A bidirectional encoder (BERT) with an optional task head."
+class Encoder(Stack):
+    "A bidirectional encoder (BERT): a token table, one bidirectional `Stack` and an optional task head."
+    family = "encoder" # what `generation`, `training`, `hub` and `pretraining` dispatch on
     def __init__(self, config: TransformerConfig,
                  head: str | None = "mlm", # None (hidden states + pooler), "mlm", "classify" or "tokens"
                  num_labels: int | None = None, # classes, for the "classify" and "tokens" heads
                 ):
-        super().__init__()
         if head not in HEADS: raise ValueError(f"unknown head {head!r}: expected one of {HEADS}")
         if head in ("classify", "tokens") and not (num_labels and num_labels > 0):
             raise ValueError(f"head {head!r} needs num_labels >= 1, got {num_labels}")
-        c = self.config = config
+        c = config
+        super().__init__(c, causal=False, tok_embed=TokenEmbedding(c.vocab_size, c.d_model, c.padded_vocab))
         self.head_type, self.num_labels = head, num_labels
-        self.tok_embed = TokenEmbedding(c.vocab_size, c.d_model, c.padded_vocab)
-        self.embeddings = Embeddings(c)
-        self.blocks = nn.ModuleList(Block(c, causal=False) for _ in range(c.n_layers))
-        self.norm = make_norm(c) if c.pre_norm else nn.Identity()
         self.pooler = Pooler(c.d_model) if head in (None, "classify") else None
         self.mlm = MLMHead(c, self.tok_embed) if head == "mlm" else None
-        self.drop = nn.Dropout(c.dropout)
         self.classifier = nn.Linear(c.d_model, num_labels) if head in ("classify", "tokens") else None
         init_weights(self, c)
 
@@ -89,20 +66,11 @@ class Encoder(nn.Module):
                token_type_ids: torch.Tensor | None = None, # (B, T) segment ids
               ) -> torch.Tensor:
         "Last hidden states `(B, T, d_model)`."
-        c = self.config
-        if input_ids.ndim != 2: raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
-        B, T = input_ids.shape
-        if T > c.max_seq_len: raise ValueError(f"{T} tokens do not fit the context of {c.max_seq_len}")
-        if attention_mask is not None and tuple(attention_mask.shape) != (B, T):
-            raise ValueError(f"attention_mask must have shape {(B, T)}, got {tuple(attention_mask.shape)}")
-        x = self.embeddings(self.tok_embed(input_ids), torch.arange(T, device=input_ids.device), token_type_ids)
-        if attention_mask is not None and bool(attention_mask.all()): attention_mask = None
-        mask = combine_masks(attention_mask, T, T, causal=False, device=x.device)
-        for block in self.blocks: x = block(x, mask)
-        return self.norm(x)
+        check_input_ids(input_ids)
+        return self.run(self.tok_embed(input_ids), attention_mask, token_type_ids=token_type_ids)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
-        "The head's output: MLM logits `(B, T, vocab)`, class logits `(B, num_labels)`, tag logits `(B, T, num_labels)`, or hidden states."
+        "The head's output (see the table above)."
         h = self.hidden(input_ids, attention_mask, token_type_ids)
         if self.head_type == "mlm": return self.mlm(h)[..., :self.config.vocab_size]
         if self.head_type == "classify": return self.classifier(self.drop(self.pooler(h)))
@@ -131,18 +99,36 @@ class Encoder(nn.Module):
         return (h * m).sum(1) / m.sum(1).clamp(min=1)
 
 # %% ../nbs/07_encoder.ipynb #c47d116a
-@torch.no_grad()
-def fill_mask(model: Encoder, ids: torch.Tensor, # (T,) ids with some positions equal to `mask_id`
-              mask_id: int) -> torch.Tensor:
-    "`ids` with every `mask_id` position replaced by the model's most likely token."
-    out = ids.clone()
-    pos = ids == mask_id
-    out[pos] = model(ids[None])[0].argmax(-1)[pos]
-    return out
+from .core import evaluating
 
-@torch.no_grad()
-def mask_candidates(model: Encoder, ids: torch.Tensor, # (T,) ids with some positions equal to `mask_id`
+def fill_mask(model: Encoder, # with its masked-LM head
+              ids, # (T,) ids, some equal to `mask_id`; or a text with "[MASK]" (with `tokenizer`)
+              mask_id: int | None = None, # the mask token's id (default: the tokenizer's "[MASK]")
+              tokenizer=None, # a `BPETokenizer` with [MASK]: text in, text out
+             ):
+    "`ids` with every `mask_id` replaced by the model's most likely token (a text, for a text)."
+    if mask_id is None and tokenizer is None:
+        raise ValueError("give mask_id, or a tokenizer that has [MASK]")
+    if mask_id is None: mask_id = tokenizer.special_tokens["[MASK]"]
+    text = ids if isinstance(ids, str) else None
+    if text is not None:
+        if tokenizer is None:
+            raise ValueError("a text needs a tokenizer: fill_mask(model, text, tokenizer=...)")
+        ids = tokenizer.encode(text, allowed_special={"[MASK]"})
+    ids = torch.as_tensor(ids)
+    masked = ids == mask_id  # (T,)
+    if not masked.any():
+        shown = text if text is not None else ids.tolist()
+        raise ValueError(f"{shown!r} has no [MASK] to fill (mask_id={mask_id})")
+    device = next(model.parameters()).device
+    with evaluating(model):
+        best = model(ids[None].to(device))[0].argmax(-1).to(ids.device)  # (T,)
+    filled = torch.where(masked, best, ids)
+    return filled if text is None else tokenizer.decode(filled.tolist())
+
+def mask_candidates(model: Encoder, ids: torch.Tensor, # (T,) ids, some equal to `mask_id`
                     mask_id: int, k: int = 3) -> list[list[int]]:
     "The `k` most likely tokens for each masked position, in order of position."
-    logits = model(ids[None])[0][ids == mask_id]  # (n_masked, vocab)
+    with evaluating(model):
+        logits = model(ids[None])[0][ids == mask_id]  # (n_masked, vocab)
     return logits.topk(k, dim=-1).indices.tolist()

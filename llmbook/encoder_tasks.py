@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple
 import torch
 import torch.nn.functional as F
+from .core import evaluating
 from .data import Doc, pad_sequences, number_to_words, format_date, IGNORE_INDEX
 from .encoder import Encoder
 
@@ -219,12 +220,10 @@ class EncoderEmbedder:
         device = next(self.model.parameters()).device
         return ids.to(device), mask.to(device)
 
-    @torch.no_grad()
     def __call__(self, texts: list[str]) -> torch.Tensor:
-        was_training = self.model.training; self.model.eval()
-        try: out = [self.model.embed(*self.batch(texts[i:i + self.batch_size]), pooling=self.pooling)
-                    for i in range(0, len(texts), self.batch_size)]
-        finally: self.model.train(was_training)
+        with evaluating(self.model):
+            out = [self.model.embed(*self.batch(texts[i:i + self.batch_size]), pooling=self.pooling)
+                   for i in range(0, len(texts), self.batch_size)]
         return torch.cat(out).float().cpu()
 
 # %% ../nbs/14_encoder_tasks.ipynb #9cd8bd75
@@ -475,7 +474,6 @@ class Entity(NamedTuple):
     start: int # character offsets in the text (end excluded)
     end: int
 
-@torch.no_grad()
 def predict_word_tags(model: Encoder, # with head="tokens"
                       tokenizer, texts: list[str],
                       tags: list[str], # the tag of each class index
@@ -489,18 +487,16 @@ def predict_word_tags(model: Encoder, # with head="tokens"
     long = next((i for i, (ids, _) in enumerate(encoded) if len(ids) > ctx), None)
     if long is not None: raise ValueError(f"texts[{long}] has {len(encoded[long][0])} tokens but the model's context is {ctx}")
     device, out = next(model.parameters()).device, []
-    was_training = model.training; model.eval()
-    try:
+    with evaluating(model):
         for i in range(0, len(encoded), batch_size):
             chunk = encoded[i:i + batch_size]
             ids, mask = pad_sequences([ids for ids, _ in chunk], tokenizer.special_tokens["[PAD]"])
             best = model(ids.to(device), attention_mask=mask.to(device)).argmax(-1).tolist()  # (B, T) class indices
             for row, (_, word_ids) in zip(best, chunk):
                 word_tags_ = ["O"] * (1 + max((w for w in word_ids if w is not None), default=-1))
-                for t, w in reversed(list(enumerate(word_ids))):  # reversed: the first token of a word is written last
+                for t, w in reversed(list(enumerate(word_ids))):  # reversed: a word's first token is written last
                     if w is not None: word_tags_[w] = tags[row[t]]
                 out.append(word_tags_)
-    finally: model.train(was_training)
     return out
 
 def tags_to_entities(text: str, tags: list[str] # one BIO tag per word of `text`

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .core import evaluating
 from .data import corpus_docs, pad_sequences
 from .encoder import Encoder
 
@@ -93,18 +94,16 @@ def with_head(model: Encoder, # a (pre)trained encoder, any head
     return new, missing
 
 # %% ../nbs/13_finetuning.ipynb #3af5df70
-@torch.no_grad()
 def accuracy(model: nn.Module, # a classifier: (input_ids, attention_mask) -> (B, classes)
              data: ClassificationData, batch_size: int = 64) -> float:
     "Share of `data` whose most likely class is the right one."
     if len(data) == 0: raise ValueError("accuracy of an empty dataset is undefined")
-    was = model.training; model.eval()
     device, right = next(model.parameters()).device, 0
-    for i in range(0, len(data), batch_size):
-        b = data.collate([data[j] for j in range(i, min(len(data), i + batch_size))])
-        logits = model(b["input_ids"].to(device), attention_mask=b["attention_mask"].to(device))
-        right += (logits.argmax(-1).cpu() == b["labels"]).sum().item()
-    model.train(was)
+    with evaluating(model):
+        for i in range(0, len(data), batch_size):
+            b = data.collate([data[j] for j in range(i, min(len(data), i + batch_size))])
+            logits = model(b["input_ids"].to(device), attention_mask=b["attention_mask"].to(device))
+            right += (logits.argmax(-1).cpu() == b["labels"]).sum().item()
     return right / len(data)
 
 def majority_accuracy(train: ClassificationData, valid: ClassificationData) -> float:
@@ -194,7 +193,7 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
     return model
 
 # %% ../nbs/13_finetuning.ipynb #08233d37
-ADAPTER_FORMAT, ADAPTER_VERSION = "llmbook-lora", 1
+ADAPTER_FORMAT, ADAPTER_VERSION = "llmbook-lora", 2 # 2: layer names of the shared `Stack` (1 is upgraded on load)
 
 _SAMPLE = 256  # base-weight values kept per adapted layer, to recognise the base model later
 
@@ -215,7 +214,7 @@ def save_lora(model: nn.Module, path: str | os.PathLike) -> Path:
     from safetensors.torch import save_file
     tensors = lora_state_dict(model)
     tensors.update({f"base_sample.{n}": _base_sample(m) for n, m in lora_layers(model).items()})
-    meta = {"format": ADAPTER_FORMAT, "version": ADAPTER_VERSION, "model": type(model).__name__, **model.lora_config}
+    meta = {"format": ADAPTER_FORMAT, "version": ADAPTER_VERSION, "family": model.family, **model.lora_config}
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"llmbook": json.dumps(meta)})
     return path
@@ -228,12 +227,18 @@ def load_lora(model: nn.Module, # the base model the adapters were trained on (w
     from safetensors import safe_open
     with safe_open(str(path), "pt") as f:
         meta = json.loads((f.metadata() or {}).get("llmbook", "{}"))
-        if meta.get("format") != ADAPTER_FORMAT or meta.get("version") != ADAPTER_VERSION:
-            raise ValueError(f"{path} is not an llmbook LoRA file of version {ADAPTER_VERSION} (found {meta.get('format')!r} "
+        if meta.get("format") != ADAPTER_FORMAT or meta.get("version") not in (1, ADAPTER_VERSION):
+            raise ValueError(f"{path} is not an llmbook LoRA file of version 1 or {ADAPTER_VERSION} (found {meta.get('format')!r} "
                              f"version {meta.get('version')!r})")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if meta["model"] != type(model).__name__:
-        raise ValueError(f"the adapters in {path} were trained for a {meta['model']}, not a {type(model).__name__}")
+    from llmbook.hub import upgrade_names, _CLASS_FAMILY
+    if meta["version"] == 1:  # version 1 named the class and used the layer names from before the shared `Stack`
+        meta["family"] = _CLASS_FAMILY.get(meta.pop("model"))
+        prefix = "base_sample."
+        up = lambda k: prefix + upgrade_names(meta["family"], k[len(prefix):]) if k.startswith(prefix) else upgrade_names(meta["family"], k)
+        tensors = {up(k): v for k, v in tensors.items()}
+    if meta["family"] != getattr(model, "family", None):
+        raise ValueError(f"the adapters in {path} were trained for a {meta['family']} model, not a {type(model).__name__}")
     if lora_layers(model): raise ValueError("the model already has LoRA adapters: load these onto the plain base model")
     linear, params, rank = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}, dict(model.named_parameters()), meta["rank"]
     for k, v in sorted(tensors.items(), key=lambda kv: kv[0].startswith("base_sample.")):  # check all before changing the model; shapes first

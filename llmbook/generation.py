@@ -9,14 +9,16 @@ from dataclasses import dataclass, fields
 from typing import Callable, Iterator
 import torch
 from torch import nn
+from .core import evaluating
+from .data import pad_sequences
 
 # %% auto #0
 __all__ = ['GENERATION_ARGS', 'next_token_probs', 'token_label', 'plot_next_tokens', 'apply_temperature', 'top_k_filter',
            'top_p_filter', 'min_p_filter', 'repetition_penalty', 'no_repeat_ngram', 'suppress_tokens',
            'GenerationConfig', 'generation_config', 'Processor', 'logits_processors', 'apply_processors',
            'DecoderSession', 'Seq2SeqSession', 'token_steps', 'stop_string_check', 'compiled_step', 'generate',
-           'stream', 'Hypotheses', 'beam_search', 'log_prob', 'beam_tree', 'plot_beam_tree', 'BeamTreeExplorer',
-           'NextTokenExplorer']
+           'stream', 'generate_text', 'Hypotheses', 'beam_search', 'log_prob', 'beam_tree', 'plot_beam_tree',
+           'BeamTreeExplorer', 'NextTokenExplorer']
 
 # %% ../nbs/12_decoding.ipynb #eba092cc
 @torch.no_grad()
@@ -417,15 +419,23 @@ def compiled_step(model: nn.Module) -> Callable:
         _COMPILED[:] = [(model, torch.compile(model, dynamic=True))]
     return _COMPILED[0][1]
 
+def _family(model: nn.Module) -> str:
+    "'decoder' or 'seq2seq': the class attribute `family` of the model, the two that generate."
+    family = getattr(model, "family", None)
+    if family not in ("decoder", "seq2seq"):
+        raise TypeError(f"generation needs a decoder or an encoder-decoder (family 'decoder' or 'seq2seq'), "
+                        f"got a {type(model).__name__} with family {family!r}")
+    return family
+
 def _context(model) -> int | None:
     "The most positions the model can take, or None when it has no hard limit (T5's relative positions)."
     c = getattr(model, "config", None)
-    if hasattr(model, "encode") and getattr(c, "position", None) != "learned": return None
+    if _family(model) == "seq2seq" and getattr(c, "position", None) != "learned": return None
     return getattr(c, "max_seq_len", None)
 
 def _prepare(model, input_ids, attention_mask, cfg: GenerationConfig, static_cache: bool, compile: bool):
     "Check the prompt against the model; returns the session and the number of new tokens to generate."
-    is_seq2seq = hasattr(model, "encode")
+    is_seq2seq = _family(model) == "seq2seq"
     device = next(model.parameters()).device
     if input_ids is None: input_ids = torch.zeros(1, 0, dtype=torch.long)
     if not isinstance(input_ids, torch.Tensor): raise TypeError(f"input_ids must be a tensor, got {type(input_ids).__name__}")
@@ -551,6 +561,83 @@ def stream(model: nn.Module, # a `Decoder` or an encoder-decoder
         yield text[len(shown):]
         shown = text
     if decode(new) != shown: yield decode(new)[len(shown):]
+
+# %% ../nbs/12_decoding.ipynb #ea6ce1ea
+def _text_codec(tokenizer, allowed_special=None) -> tuple[Callable, Callable]:
+    "(encode, decode) from a tokenizer, or from a pair of functions (encode, decode)."
+    if isinstance(tokenizer, (tuple, list)) and len(tokenizer) == 2 and all(map(callable, tokenizer)):
+        if allowed_special is not None:
+            raise ValueError("allowed_special needs a tokenizer: .encode(text, allowed_special=...)")
+        return tokenizer[0], tokenizer[1]
+    if not (hasattr(tokenizer, "encode") and hasattr(tokenizer, "decode")):
+        raise TypeError(f"tokenizer must have .encode(text) and .decode(ids), or be a pair of "
+                        f"functions (encode, decode), got {type(tokenizer).__name__}")
+    if allowed_special is None: return tokenizer.encode, tokenizer.decode
+    return (lambda text: tokenizer.encode(text, allowed_special=allowed_special)), tokenizer.decode
+
+def _prompt_ids(text, encode: Callable, i: int) -> list[int]:
+    "The ids of one prompt: a text is encoded, ids (a list or a tensor) are taken as they are."
+    if isinstance(text, str): ids = encode(text)
+    elif isinstance(text, (list, tuple, torch.Tensor)): ids = text
+    else: raise TypeError(f"texts[{i}] must be a str or a list of token ids, got {type(text).__name__}")
+    return torch.as_tensor(ids, dtype=torch.long).flatten().tolist()  # (T,); a (1, T) tensor too
+
+def _check_prompts(prompts: list[list[int]], model: nn.Module, bos: int | None) -> list[list[int]]:
+    "Refuse, naming it, a prompt the model cannot take; an empty decoder prompt becomes [bos]."
+    if _family(model) == "seq2seq":
+        limit = model.config.max_seq_len  # even with relative positions: what the model was built for
+        for i, ids in enumerate(prompts):
+            if not 1 <= len(ids) <= limit:
+                raise ValueError(f"source {i} has {len(ids)} tokens: the encoder-decoder takes 1 to "
+                                 f"{limit} (its max_seq_len)")
+        return prompts
+    ctx = _context(model)
+    for i, ids in enumerate(prompts):
+        if ctx is not None and len(ids) > ctx:
+            raise ValueError(f"prompt {i} has {len(ids)} tokens but the context of the model is "
+                             f"{ctx} tokens")
+        if not ids and bos is None:
+            raise ValueError(f"prompt {i} is empty and there is no bos_token_id to start from")
+    return [ids or [bos] for ids in prompts]
+
+def _cut(row: list[int], cfg: GenerationConfig, decode: Callable) -> dict:
+    "One output as {'text', 'ids', 'ended'}: up to its first EOS, padding dropped."
+    end = next((i for i, t in enumerate(row) if t in cfg.eos_ids), None)
+    ids = [t for t in row[:end] if t != cfg.pad_token_id]
+    text = decode(ids)
+    ended = end is not None or any(s in text for s in cfg.stop_strings or [])
+    return {"text": text, "ids": ids, "ended": ended}
+
+def generate_text(model: nn.Module, # a `Decoder` or an encoder-decoder (`Seq2Seq`)
+                  tokenizer, # has .encode(text) and .decode(ids); or a pair (encode, decode)
+                  texts, # a prompt (a source for seq2seq) or a list of them: str or token ids
+                  allowed_special=None, # passed to `tokenizer.encode`, e.g. "all" (None: its default)
+                  batch_size: int | None = 64, # texts per call to `generate` (None: all at once)
+                  details: bool = False, # dicts {'text', 'ids', 'ended'} instead of texts
+                  **generate_kwargs, # to `generate`: max_new_tokens, do_sample, num_beams, seed, ...
+                 ) -> str | dict | list:
+    "The new text for each of `texts` (one text: one output), cut at EOS."
+    family = _family(model)
+    encode, decode = _text_codec(tokenizer, allowed_special)
+    single = isinstance(texts, str)
+    prompts = [_prompt_ids(t, encode, i) for i, t in enumerate([texts] if single else texts)]
+    settings = {k: v for k, v in generate_kwargs.items() if k in GENERATION_ARGS}
+    cfg = generation_config(model, **settings)
+    prompts = _check_prompts(prompts, model, cfg.bos_token_id)
+    if cfg.stop_strings: generate_kwargs.setdefault("tokenizer", decode)
+    pad = 0 if cfg.pad_token_id is None else cfg.pad_token_id  # any id: the attention mask hides it
+    side = "right" if family == "seq2seq" else "left"
+    device = next(model.parameters()).device
+    size = batch_size or max(1, len(prompts))
+    outs = []
+    with evaluating(model):
+        for i in range(0, len(prompts), size):
+            ids, mask = pad_sequences(prompts[i:i + size], pad, side=side)  # (B, T)
+            out = generate(model, ids.to(device), attention_mask=mask.to(device), **generate_kwargs)
+            start = 1 if family == "seq2seq" else ids.shape[1]  # after the start token, or the prompt
+            outs += [_cut(row, cfg, decode) for row in out[:, start:].tolist()]
+    if not details: outs = [o["text"] for o in outs]
+    return outs[0] if single and cfg.num_return_sequences == 1 else outs
 
 # %% ../nbs/12_decoding.ipynb #b39f45cc
 class Hypotheses:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_pretrained.ipynb #ae126949
 from __future__ import annotations
-import json, os, tempfile, dataclasses
+import json, os, re, tempfile, dataclasses
 from pathlib import Path
 import torch
 from torch import nn
@@ -15,8 +15,8 @@ from .encoder import Encoder
 from .seq2seq import Seq2Seq
 
 # %% auto #0
-__all__ = ['FAMILIES', 'TOKEN_IDS', 'SAFE_OVERRIDES', 'FORMAT_VERSION', 'MODELS', 'UnsupportedConfigError', 'convert_state_dict',
-           'config_from_hf', 'from_hf', 'save', 'load']
+__all__ = ['HF_MODEL_TYPES', 'TOKEN_IDS', 'SAFE_OVERRIDES', 'FORMAT_VERSION', 'MODEL_CLASSES', 'UnsupportedConfigError',
+           'convert_state_dict', 'config_from_hf', 'from_hf', 'upgrade_names', 'save', 'load']
 
 # %% ../nbs/09_pretrained.ipynb #7331570d
 class UnsupportedConfigError(ValueError):
@@ -98,7 +98,7 @@ def _part(i, n, transpose):
     return f
 
 def _gpt2_map(config: TransformerConfig) -> dict:
-    m = {"wte.weight": ("tok_embed.weight", None), "wpe.weight": ("pos.weight", None),
+    m = {"wte.weight": ("tok_embed.weight", None), "wpe.weight": ("pos.table.weight", None),
          "ln_f.weight": ("norm.weight", None), "ln_f.bias": ("norm.bias", None)}
     for i in range(config.n_layers):
         h, b = f"h.{i}.", f"blocks.{i}."
@@ -177,13 +177,11 @@ def _bart_config(cfg: dict) -> TransformerConfig:
                   ("add_bias_logits", False), ("normalize_embedding", True), ("is_decoder", False)):
         _require(cfg, f, lambda v, ok=ok: bool(v) == ok, "bart")
     _require(cfg, "extra_pos_embeddings", lambda v: v == 2, "bart")
-    for enc, dec in (("encoder_attention_heads", "decoder_attention_heads"), ("encoder_ffn_dim", "decoder_ffn_dim")):
-        if cfg.get(enc) != cfg.get(dec):
-            raise UnsupportedConfigError(f"bart config has {enc}={cfg.get(enc)} but {dec}={cfg.get(dec)}; llmbook uses one value for both")
     return TransformerConfig(
         vocab_size=cfg["vocab_size"], max_seq_len=cfg["max_position_embeddings"], d_model=cfg["d_model"],
         n_layers=cfg["encoder_layers"], n_decoder_layers=cfg["decoder_layers"], n_heads=cfg["encoder_attention_heads"],
-        d_ff=cfg["encoder_ffn_dim"], mlp_act=_HF_ACTS[cfg.get("activation_function", "gelu")], position="learned",
+        n_decoder_heads=cfg["decoder_attention_heads"], d_ff=cfg["encoder_ffn_dim"], d_decoder_ff=cfg["decoder_ffn_dim"],
+        mlp_act=_HF_ACTS[cfg.get("activation_function", "gelu")], position="learned",
         pos_offset=2, pre_norm=False, embed_norm=True, embed_scale=bool(cfg.get("scale_embedding", False)),
         tie_embeddings=cfg.get("tie_word_embeddings", True), head_bias=True)
 
@@ -193,12 +191,12 @@ def _attn(m, theirs, ours, names, p="weight"):
 
 def _bert_map(config: TransformerConfig) -> dict:
     m = {"embeddings.word_embeddings.weight": ("tok_embed.weight", None),
-         "embeddings.position_embeddings.weight": ("embeddings.pos.weight", None),
-         "embeddings.token_type_embeddings.weight": ("embeddings.types.weight", None),
+         "embeddings.position_embeddings.weight": ("pos.table.weight", None),
+         "embeddings.token_type_embeddings.weight": ("types.weight", None),
          "cls.predictions.bias": ("mlm.bias", None), "cls.predictions.decoder.bias": ("mlm.bias", None),
          "cls.predictions.decoder.weight": (None, None)}  # the tied embedding matrix
     for p in ("weight", "bias"):
-        m[f"embeddings.LayerNorm.{p}"] = (f"embeddings.norm.{p}", None)
+        m[f"embeddings.LayerNorm.{p}"] = (f"embed_norm.{p}", None)
         m[f"pooler.dense.{p}"] = (f"pooler.dense.{p}", None)
         m[f"cls.predictions.transform.dense.{p}"] = (f"mlm.dense.{p}", None)
         m[f"cls.predictions.transform.LayerNorm.{p}"] = (f"mlm.norm.{p}", None)
@@ -214,14 +212,15 @@ def _bert_map(config: TransformerConfig) -> dict:
 def _t5_map(config: TransformerConfig) -> dict:
     m = {"shared.weight": ("tok_embed.weight", None), "encoder.embed_tokens.weight": ("tok_embed.weight", None),
          "decoder.embed_tokens.weight": ("tok_embed.weight", None),
-         "encoder.final_layer_norm.weight": ("enc_norm.weight", None), "decoder.final_layer_norm.weight": ("dec_norm.weight", None),
-         "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": ("enc_rel.bias.weight", None),
-         "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": ("dec_rel.bias.weight", None)}
+         "encoder.final_layer_norm.weight": ("encoder.norm.weight", None),
+         "decoder.final_layer_norm.weight": ("decoder.norm.weight", None),
+         "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": ("encoder.pos.rel.weight", None),
+         "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": ("decoder.pos.rel.weight", None)}
     qkvo = tuple((n, n) for n in "qkvo")
     mlp = (("wi", "up"), ("wi_0", "gate"), ("wi_1", "up"), ("wo", "down"))
     for side, n in (("encoder", config.n_layers), ("decoder", config.n_decoder_layers or config.n_layers)):
         for i in range(n):
-            h, b = f"{side}.block.{i}.layer.", f"{side}.{i}."
+            h, b = f"{side}.block.{i}.layer.", f"{side}.blocks.{i}."
             _attn(m, h + "0.SelfAttention", b + "attn", qkvo)
             m[f"{h}0.layer_norm.weight"] = (f"{b}norm1.weight", None)
             ff = 1
@@ -238,12 +237,12 @@ def _bart_map(config: TransformerConfig) -> dict:
          "decoder.embed_tokens.weight": ("tok_embed.weight", None),
          "final_logits_bias": ("head.bias", lambda w: w.reshape(-1))}
     qkvo = (("q_proj", "q"), ("k_proj", "k"), ("v_proj", "v"), ("out_proj", "o"))
-    for side, short, n in (("encoder", "enc", config.n_layers), ("decoder", "dec", config.n_decoder_layers or config.n_layers)):
-        m[f"{side}.embed_positions.weight"] = (f"{short}_embeddings.pos.weight", None)
+    for side, n in (("encoder", config.n_layers), ("decoder", config.n_decoder_layers or config.n_layers)):
+        m[f"{side}.embed_positions.weight"] = (f"{side}.pos.table.weight", None)
         for p in ("weight", "bias"):
-            m[f"{side}.layernorm_embedding.{p}"] = (f"{short}_embeddings.norm.{p}", None)
+            m[f"{side}.layernorm_embedding.{p}"] = (f"{side}.embed_norm.{p}", None)
             for i in range(n):
-                h, b = f"{side}.layers.{i}.", f"{side}.{i}."
+                h, b = f"{side}.layers.{i}.", f"{side}.blocks.{i}."
                 _attn(m, h + "self_attn", b + "attn", qkvo, p)
                 for theirs, ours in (("self_attn_layer_norm", "norm1"), ("fc1", "mlp.up"), ("fc2", "mlp.down"),
                                      ("final_layer_norm", "norm2")):
@@ -261,7 +260,7 @@ def _bert_model(config: TransformerConfig, cfg: dict, arch: str | None) -> Encod
     head = heads[arch]
     return Encoder(config, head, len(cfg.get("id2label") or {}) or 2 if head in ("classify", "tokens") else None)
 
-FAMILIES = {  # model_type: (config reader, weight map, prefix of the backbone's weights, model builder)
+HF_MODEL_TYPES = {  # model_type: (config reader, weight map, prefix of the backbone's weights, model builder)
     "gpt2": (_gpt2_config, _gpt2_map, "transformer.", lambda c, cfg, arch: Decoder(c)),
     "llama": (_llama_config, _llama_map, "model.", lambda c, cfg, arch: Decoder(c)),
     "bert": (_bert_config, _bert_map, "bert.", _bert_model),
@@ -333,9 +332,9 @@ def config_from_hf(cfg: dict # a Hugging Face config as a dict (`config.to_dict(
                   ) -> TransformerConfig:
     "The llmbook config for a Hugging Face config; raises `UnsupportedConfigError` for what llmbook lacks."
     kind = cfg.get("model_type")
-    if kind not in FAMILIES:
-        raise UnsupportedConfigError(f"model_type {kind!r} is not supported: expected one of {sorted(FAMILIES)}")
-    config = FAMILIES[kind][0]({k: v for k, v in cfg.items() if k not in TOKEN_IDS})
+    if kind not in HF_MODEL_TYPES:
+        raise UnsupportedConfigError(f"model_type {kind!r} is not supported: expected one of {sorted(HF_MODEL_TYPES)}")
+    config = HF_MODEL_TYPES[kind][0]({k: v for k, v in cfg.items() if k not in TOKEN_IDS})
     return dataclasses.replace(config, **{k: _token_id(cfg.get(k)) for k in TOKEN_IDS})
 
 SAFE_OVERRIDES = ("pad_vocab_multiple", "backend", "dropout")  # settings that do not change the logits
@@ -355,7 +354,7 @@ def from_hf(source, # a `transformers` model object, or a folder written by `sav
             raise TypeError(f"from_hf expects a transformers model or a folder, got {type(source).__name__}")
         cfg, state, arch = source.config.to_dict(), source.state_dict(), type(source).__name__
     config = dataclasses.replace(config_from_hf(cfg), **overrides)
-    _, mapping, prefix, build = FAMILIES[cfg["model_type"]]
+    _, mapping, prefix, build = HF_MODEL_TYPES[cfg["model_type"]]
     with torch.device("meta"): model = build(config, cfg, arch)  # no memory spent on weights we overwrite
     weights = convert_state_dict(state, model, mapping(config), prefix)
     model.load_state_dict(weights, strict=False, assign=True)
@@ -372,47 +371,80 @@ def _materialise(model: nn.Module) -> nn.Module:
     return model
 
 # %% ../nbs/09_pretrained.ipynb #efca159e
-FORMAT_VERSION = 1
-MODELS = {"Decoder": Decoder, "Encoder": Encoder, "Seq2Seq": Seq2Seq}  # class name -> class
+FORMAT_VERSION = 2 # 2: the families share `Stack` (weight names changed; version 1 is upgraded on load)
+MODEL_CLASSES = {"decoder": Decoder, "encoder": Encoder, "seq2seq": Seq2Seq} # family -> class
+_CLASS_FAMILY = {"Decoder": "decoder", "Encoder": "encoder", "Seq2Seq": "seq2seq"} # version 1 stored the class name
 
+_V1_RENAMES = { # family -> (pattern, replacement) for the weight names of format version 1
+    "decoder": [(r"^pos\.weight$", "pos.table.weight")],
+    "encoder": [(r"^embeddings\.pos\.", "pos.table."), (r"^embeddings\.types\.", "types."),
+                (r"^embeddings\.norm\.", "embed_norm.")],
+    "seq2seq": [(r"^(enc|dec)_embeddings\.pos\.", r"\1_STACK.pos.table."), (r"^(enc|dec)_embeddings\.types\.", r"\1_STACK.types."),
+                (r"^(enc|dec)_embeddings\.norm\.", r"\1_STACK.embed_norm."), (r"^(enc|dec)_rel\.bias\.", r"\1_STACK.pos.rel."),
+                (r"^(enc|dec)_norm\.", r"\1_STACK.norm."), (r"^(encoder|decoder)\.(\d+)\.", r"\1.blocks.\2."),
+                (r"^enc_STACK\.", "encoder."), (r"^dec_STACK\.", "decoder.")],
+}
+
+def upgrade_names(family: str, # "decoder", "encoder" or "seq2seq"
+                  name: str, # a parameter name (or a longer key starting with one) of format version 1
+                 ) -> str:
+    "The format-2 name of a format-1 weight: `upgrade_names('decoder', 'pos.weight') -> 'pos.table.weight'`."
+    for pattern, new in _V1_RENAMES[family]: name = re.sub(pattern, new, name)
+    return name
+
+# %% ../nbs/09_pretrained.ipynb #005c3c2e
 def _atomic_write(path: Path, write):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
-        write(tmp); os.replace(tmp, path)
+        write(tmp)
+        os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 def save(model: nn.Module, # an llmbook model with a `.config`
          folder: str | os.PathLike, # created if needed
         ):
     "Save `model` as `config.json` + `model.safetensors` (atomically)."
-    name = type(model).__name__
-    if name not in MODELS: raise ValueError(f"cannot save a {name}: expected one of {sorted(MODELS)}")
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    family = getattr(model, "family", None)
+    if family not in MODEL_CLASSES:
+        raise ValueError(f"cannot save a {type(model).__name__}: expected an llmbook model of a family in {sorted(MODEL_CLASSES)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     if getattr(model.config, "tie_embeddings", False): state.pop("head.weight", None)  # stored once
-    meta = {"format": "llmbook", "version": FORMAT_VERSION, "model": name, "config": model.config.to_dict()}
-    if isinstance(model, Encoder): meta["head"] = {"head": model.head_type, "num_labels": model.num_labels}
+    meta = {"format": "llmbook", "version": FORMAT_VERSION, "family": family, "config": model.config.to_dict()}
+    if family == "encoder": meta["head"] = {"head": model.head_type, "num_labels": model.num_labels}
     _atomic_write(folder / "model.safetensors", lambda p: save_file(state, p))
     _atomic_write(folder / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
 
-def load(folder: str | os.PathLike, # written by `save`
-         device: str | torch.device = "cpu",
-        ) -> nn.Module:
-    "Load a model written by `save`, in eval mode."
-    folder = Path(folder)
+# %% ../nbs/09_pretrained.ipynb #f5aaafc7
+def _read_meta(folder: Path) -> dict:
     try: meta = json.loads((folder / "config.json").read_text())
     except FileNotFoundError: raise FileNotFoundError(f"{folder} has no config.json: not an llmbook checkpoint") from None
     except json.JSONDecodeError as e: raise ValueError(f"{folder}/config.json is corrupt: {e}") from None
     if meta.get("format") != "llmbook":
         raise ValueError(f"{folder} is not an llmbook checkpoint (for Hugging Face folders use `from_hf`)")
-    if meta.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{folder} has checkpoint format version {meta.get('version')}; this llmbook reads version {FORMAT_VERSION}")
-    if meta.get("model") not in MODELS: raise ValueError(f"{folder} holds a {meta.get('model')!r}: expected one of {sorted(MODELS)}")
-    model = MODELS[meta["model"]](TransformerConfig.from_dict(meta["config"]), **meta.get("head", {}))
+    if meta.get("version") not in (1, FORMAT_VERSION):
+        raise ValueError(f"{folder} has checkpoint format version {meta.get('version')}; "
+                         f"this llmbook reads versions 1 and {FORMAT_VERSION}")
+    if meta["version"] == 1: meta["family"] = _CLASS_FAMILY.get(meta.get("model"))
+    if meta.get("family") not in MODEL_CLASSES:
+        raise ValueError(f"{folder} holds a {meta.get('family') or meta.get('model')!r}: expected one of {sorted(MODEL_CLASSES)}")
+    return meta
+
+def load(folder: str | os.PathLike, # written by `save`
+         device: str | torch.device = "cpu",
+        ) -> nn.Module:
+    "Load a model written by `save` (format version 1 or 2), in eval mode."
+    folder = Path(folder)
+    meta = _read_meta(folder)
+    family = meta["family"]
+    model = MODEL_CLASSES[family](TransformerConfig.from_dict(meta["config"]), **meta.get("head", {}))
     try: state = load_file(folder / "model.safetensors", device=str(device))
     except Exception as e: raise ValueError(f"{folder}/model.safetensors cannot be read: {e}") from None
+    if meta["version"] == 1: state = {upgrade_names(family, k): v for k, v in state.items()}
     convert_state_dict(state, model, {k: (k, None) for k in state})  # same strict checks as for HF
     model.load_state_dict(state, strict=False)  # convert_state_dict above already checked every tensor
     return model.to(device).eval()

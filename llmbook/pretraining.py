@@ -10,14 +10,15 @@ import torch
 from torch import nn
 from .core import get_device, seed_everything, count_params, format_size
 from .data import load_corpus, load_text, NextTokenDataset, MLMCollator, Seq2SeqCollator, synthetic_task
-from .decoder import Decoder, preset, PRESETS
+from .decoder import Decoder
+from .blocks import preset, PRESETS, PRESET_FAMILY
+from .generation import generate_text
 from .tokens import BPETokenizer
 from .training import Trainer, Callback, token_loss, make_optimizer, smooth, collate as stack_examples
 
 # %% auto #0
-__all__ = ['FAMILIES', 'SPECIAL_TOKENS', 'TASK_SPLITS', 'family_of', 'model_class', 'load_texts', 'train_tokenizer',
-           'build_model', 'lm_data', 'sample', 'mlm_data', 'masked_once', 'fill_masks', 'seq2seq_data', 'transduce',
-           'pretrain', 'FitToTime', 'demo']
+__all__ = ['FAMILIES', 'SPECIAL_TOKENS', 'TASK_SPLITS', 'SAMPLING', 'family_of', 'model_class', 'load_texts', 'train_tokenizer',
+           'build_model', 'lm_data', 'mlm_data', 'masked_once', 'seq2seq_data', 'pretrain', 'FitToTime', 'demo']
 
 # %% ../nbs/11_pretraining.ipynb #d59883a3
 FAMILIES = ("decoder", "encoder", "seq2seq")
@@ -26,20 +27,15 @@ SPECIAL_TOKENS = {"decoder": ["<|endoftext|>"], "encoder": ["[PAD]", "[MASK]", "
 TASK_SPLITS = dict(n_train=20_000, n_valid=500, n_test=1000, seed=0)  # how `pretrain` draws a synthetic task
 
 def family_of(preset_name: str) -> str:
-    "The model family of a preset: 'encoder' for BERTs, 'seq2seq' for T5s and BARTs, else 'decoder'."
-    if preset_name not in PRESETS: raise ValueError(f"unknown preset {preset_name!r}: expected one of {sorted(PRESETS)}")
-    if "bert" in preset_name: return "encoder"
-    if "t5" in preset_name or "bart" in preset_name: return "seq2seq"
-    return "decoder"
+    "The model family of a preset, as its chapter registered it (`add_presets`): 'decoder', 'encoder' or 'seq2seq'."
+    preset(preset_name)  # loads every family's presets; raises for an unknown name
+    return PRESET_FAMILY[preset_name]
 
 def model_class(family: str) -> type:
     "The llmbook model class of a family."
-    if family == "decoder": return Decoder
-    if family == "encoder":
-        from llmbook.encoder import Encoder; return Encoder
-    if family == "seq2seq":
-        from llmbook.seq2seq import Seq2Seq; return Seq2Seq
-    raise ValueError(f"unknown family {family!r}: expected one of {FAMILIES}")
+    from llmbook.hub import MODEL_CLASSES
+    if family not in MODEL_CLASSES: raise ValueError(f"unknown family {family!r}: expected one of {FAMILIES}")
+    return MODEL_CLASSES[family]
 
 # %% ../nbs/11_pretraining.ipynb #c2366292
 def load_texts(corpus: str | None = "pydocs", # a built-in corpus ("pydocs", "pysource"), or None with `file`
@@ -86,23 +82,7 @@ def lm_data(text: str, tokenizer: BPETokenizer, block_size: int) -> NextTokenDat
         raise ValueError(f"the text has {len(ids)} tokens, fewer than one window of block_size={block_size} (+1)")
     return NextTokenDataset(ids, block_size)
 
-@torch.no_grad()
-def sample(model: nn.Module, # a Decoder
-           tokenizer: BPETokenizer,
-           prompt: str, # text to continue
-           max_new_tokens: int = 60,
-           temperature: float = 0.8, # < 1: more conservative choices
-           top_k: int | None = 50, # sample only among the k most likely tokens
-           seed: int | None = 0, # the same seed gives the same sample
-          ) -> str:
-    "The prompt and a sampled continuation (see the decoding chapter for all the ways to choose tokens)."
-    was_training = model.training; model.eval()
-    device = next(model.parameters()).device
-    try:
-        ids = torch.tensor([tokenizer.encode(prompt)], device=device)
-        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_k=top_k, seed=seed)
-    finally: model.train(was_training)
-    return tokenizer.decode(out[0].tolist())
+SAMPLING = dict(do_sample=True, temperature=0.8, top_k=50, seed=0) # how this chapter samples
 
 # %% ../nbs/11_pretraining.ipynb #4c71f557
 def mlm_data(text: str, tokenizer: BPETokenizer, block_size: int,
@@ -124,20 +104,6 @@ def masked_once(seqs: list, collator: MLMCollator) -> list[dict]:
     batch = collator(seqs)
     return [{k: v[i] for k, v in batch.items()} for i in range(len(seqs))]
 
-@torch.no_grad()
-def fill_masks(model: nn.Module, # an Encoder with its masked-LM head
-               tokenizer: BPETokenizer,
-               text: str, # with "[MASK]" where tokens are hidden
-              ) -> str:
-    "`text` with every [MASK] replaced by the encoder's most likely token."
-    ids = torch.tensor([tokenizer.encode(text, allowed_special={"[MASK]"})], device=next(model.parameters()).device)
-    mask = ids == tokenizer.special_tokens["[MASK]"]
-    if not mask.any(): raise ValueError(f"{text!r} has no [MASK] to fill")
-    was_training = model.training; model.eval()
-    try: ids[mask] = model(ids)[mask].argmax(-1)
-    finally: model.train(was_training)
-    return tokenizer.decode(ids[0].tolist())
-
 # %% ../nbs/11_pretraining.ipynb #0a24099e
 def seq2seq_data(pairs: list[tuple[str, str]], # (source, target) texts
                  tokenizer: BPETokenizer, # needs <pad> and </s>
@@ -148,28 +114,6 @@ def seq2seq_data(pairs: list[tuple[str, str]], # (source, target) texts
     if missing: raise ValueError(f"seq2seq training needs the special tokens {missing}: train the tokenizer with family='seq2seq'")
     examples = [(tokenizer.encode(src), tokenizer.encode(tgt) + [sp["</s>"]]) for src, tgt in pairs]
     return examples, Seq2SeqCollator(pad_id=sp["<pad>"], decoder_start_id=sp["<pad>"])
-
-@torch.no_grad()
-def transduce(model: nn.Module, # a Seq2Seq model
-              tokenizer: BPETokenizer,
-              sources: list[str], # texts to transform
-              max_new_tokens: int = 32,
-              batch_size: int = 64,
-             ) -> list[str]:
-    "The model's greedy outputs for `sources`, as text (up to </s>)."
-    from llmbook.data import pad_sequences
-    was_training = model.training; model.eval()
-    device, sp, outs = next(model.parameters()).device, tokenizer.special_tokens, []
-    try:
-        for i in range(0, len(sources), batch_size):
-            ids, mask = pad_sequences([tokenizer.encode(s) for s in sources[i:i + batch_size]], sp["<pad>"])
-            out = model.generate(ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens)
-            for row in out.tolist():
-                row = row[1:]  # the decoder's start token
-                if sp["</s>"] in row: row = row[:row.index(sp["</s>"])]
-                outs.append(tokenizer.decode([t for t in row if t != sp["<pad>"]]))
-    finally: model.train(was_training)
-    return outs
 
 # %% ../nbs/11_pretraining.ipynb #3df7a49f
 def _write_json(path: Path, data: dict):
@@ -248,7 +192,9 @@ def _step_seconds(model: nn.Module, data, batch_size: int, device) -> float:
     with torch.random.fork_rng(devices=[]):
         for _ in range(3):
             t = time.perf_counter()
-            token_loss(m(x), y).backward(); opt.step(); opt.zero_grad(set_to_none=True)
+            token_loss(m(x), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
             if device.type == "cuda": torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
     return sum(times[1:]) / 2  # the first step pays for warm-up
@@ -281,11 +227,12 @@ def demo(seconds: float = 60, # training time to aim for (the steps are fitted t
     steps = max(10, int(seconds / per_step))
     log(f"llmbook demo: a {format_size(count_params(model))}-parameter GPT learns Python's documentation "
         f"({len(train_ds) * 128:,} tokens, BPE vocabulary of {tok.vocab_size}) on {device}: {steps} steps, about {seconds:.0f} s")
-    log(f"\nbefore training:\n  {sample(model, tok, prompt, 40)!r}\n")
+    before = prompt + generate_text(model, tok, prompt, max_new_tokens=40, **SAMPLING)
+    log(f"\nbefore training:\n  {before!r}\n")
     trainer = Trainer(model, train_ds, valid_data=valid_ds, max_steps=steps, batch_size=16, lr=2e-3, eval_batches=10,
                       out=out, device=device, progress=progress, plot=False, callbacks=[FitToTime(seconds)])
     trainer.fit()
-    text = sample(model, tok, prompt, 80)
+    text = prompt + generate_text(model, tok, prompt, max_new_tokens=80, **SAMPLING)
     ev, row = trainer.evals[-1], trainer.history[-1]
     log(f"\nafter {trainer.step} steps ({row['time']:.0f} s, {row['tokens'] / row['time']:,.0f} tokens/s): training loss "
         f"{trainer.history[0]['loss']:.2f} -> {smooth([r['loss'] for r in trainer.history])[-1]:.2f}, "

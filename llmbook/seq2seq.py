@@ -4,97 +4,57 @@
 
 # %% ../nbs/08_seq2seq.ipynb #51442570
 from __future__ import annotations
-import math
 import torch
-import torch.nn.functional as F
 from torch import nn
 from .embeddings import TokenEmbedding
-from .attention import combine_masks, padding_mask, KVCache
-from .blocks import TransformerConfig, Block, make_norm
-from .decoder import preset, init_weights
-from .encoder import Embeddings
+from .attention import KVCache
+from .blocks import TransformerConfig, Stack, add_presets, preset, check_mask
+from .decoder import init_weights, check_input_ids
 
 # %% auto #0
-__all__ = ['relative_bucket', 'RelativePositionBias', 'Seq2Seq', 'seq2seq_maps']
+__all__ = ['Seq2Seq', 'seq2seq_maps']
 
-# %% ../nbs/08_seq2seq.ipynb #1074e003
-def relative_bucket(rel: torch.Tensor, # (T, S) key position minus query position
-                    bidirectional: bool, # distinguish keys after the query (encoder) from before
-                    num_buckets: int = 32,
-                    max_distance: int = 128,
-                   ) -> torch.Tensor:
-    "T5's bucket index for each relative position."
-    buckets = torch.zeros_like(rel)
-    if bidirectional:
-        num_buckets //= 2
-        buckets += (rel > 0).long() * num_buckets  # keys after the query use the upper half
-        dist = rel.abs()
-    else:
-        dist = (-rel).clamp(min=0)  # only the past: distance back from the query
-    exact = num_buckets // 2
-    # beyond `exact`, buckets grow logarithmically until max_distance
-    log_bucket = exact + (torch.log(dist.float().clamp(min=1) / exact) / math.log(max_distance / exact)
-                          * (num_buckets - exact)).long()
-    log_bucket = log_bucket.clamp(max=num_buckets - 1)
-    return buckets + torch.where(dist < exact, dist, log_bucket)
-
-class RelativePositionBias(nn.Module):
-    "A learned bias per (distance bucket, head), added to the attention scores (T5)."
-    def __init__(self, config: TransformerConfig, bidirectional: bool):
-        super().__init__()
-        self.bidirectional, self.num_buckets, self.max_distance = bidirectional, config.rel_buckets, config.rel_max_distance
-        self.bias = nn.Embedding(config.rel_buckets, config.n_heads)
-    def forward(self, T: int, S: int # the last T of S positions are the queries
-               ) -> torch.Tensor:
-        "`(1, H, T, S)` bias for queries at positions S-T..S-1 over keys 0..S-1."
-        q = torch.arange(S - T, S, device=self.bias.weight.device)
-        k = torch.arange(S, device=self.bias.weight.device)
-        buckets = relative_bucket(k[None] - q[:, None], self.bidirectional, self.num_buckets, self.max_distance)  # (T, S)
-        return self.bias(buckets).permute(2, 0, 1)[None]  # (1, H, T, S)
+# %% ../nbs/08_seq2seq.ipynb #b3859d93
+_T5 = dict(vocab_size=32128, max_seq_len=512, norm="rmsnorm", norm_bias=False, norm_eps=1e-6, bias=False,
+           position="relative", attn_scale=1.0, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+_BART = dict(vocab_size=50265, max_seq_len=1024, mlp_act="gelu", position="learned", pos_offset=2, pre_norm=False,
+             embed_norm=True, head_bias=True, bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2)
+add_presets("seq2seq", {
+    "t5": dict(_T5, d_model=512, n_layers=6, n_heads=8, d_ff=2048, mlp_act="relu", output_scale=512 ** -0.5), # t5-small (v1.0)
+    "t5-v1_1": dict(_T5, d_model=512, n_layers=8, n_heads=6, head_dim=64, d_ff=1024, mlp_act="gelu_tanh", gated_mlp=True,
+                    tie_embeddings=False), # t5-v1_1-small
+    "bart": dict(_BART, d_model=768, n_layers=6, n_heads=12, d_ff=3072), # bart-base
+    "tiny-t5": dict(_T5, vocab_size=260, max_seq_len=128, d_model=64, n_layers=2, n_heads=4, d_ff=128, mlp_act="gelu_tanh",
+                    gated_mlp=True, rel_buckets=16, rel_max_distance=32, tie_embeddings=False),
+    "tiny-bart": dict(_BART, vocab_size=260, max_seq_len=128, d_model=64, n_layers=2, n_heads=4, d_ff=128),
+})
 
 # %% ../nbs/08_seq2seq.ipynb #cc45bd36
 class Seq2Seq(nn.Module):
-    "An encoder-decoder (T5, BART) built from a `TransformerConfig`."
+    "An encoder-decoder (T5, BART): a shared token table, an encoder `Stack`, a decoder `Stack` with cross-attention, a head."
+    family = "seq2seq" # what `generation`, `training`, `hub` and `pretraining` dispatch on
     def __init__(self, config: TransformerConfig):
         super().__init__()
         c = self.config = config
-        if c.position == "rope": raise ValueError("Seq2Seq supports learned, sinusoidal, relative or no positions, not rope")
         self.tok_embed = TokenEmbedding(c.vocab_size, c.d_model, c.padded_vocab)
-        self.enc_embeddings, self.dec_embeddings = Embeddings(c), Embeddings(c)
-        relative = c.position == "relative"
-        self.enc_rel = RelativePositionBias(c, bidirectional=True) if relative else None
-        self.dec_rel = RelativePositionBias(c, bidirectional=False) if relative else None
-        self.encoder = nn.ModuleList(Block(c, causal=False) for _ in range(c.n_layers))
-        self.decoder = nn.ModuleList(Block(c, causal=True, cross=True) for _ in range(c.n_decoder_layers or c.n_layers))
-        self.enc_norm = make_norm(c) if c.pre_norm else nn.Identity()
-        self.dec_norm = make_norm(c) if c.pre_norm else nn.Identity()
+        limit = c.position == "learned"  # T5's relative positions have no context limit (as in transformers)
+        self.encoder = Stack(c, causal=False, context_limit=limit)
+        self.decoder = Stack(c.decoder_side(), causal=True, cross=True, context_limit=limit)
         self.head = nn.Linear(c.d_model, c.padded_vocab, bias=c.head_bias)
         init_weights(self, c)
         if c.tie_embeddings: self.head.weight = self.tok_embed.weight
-
-    def _positions(self, T, past, device):
-        if self.config.position == "learned" and past + T > self.config.max_seq_len:
-            raise ValueError(f"{past + T} tokens ({past} cached + {T} new) do not fit the context of {self.config.max_seq_len}")
-        return torch.arange(past, past + T, device=device)
 
     def encode(self, input_ids: torch.Tensor, # (B, S) source ids
                attention_mask: torch.Tensor | None = None, # (B, S): 1 = token, 0 = padding
               ) -> torch.Tensor:
         "The encoder's output `(B, S, d_model)`."
-        if input_ids.ndim != 2: raise ValueError(f"input_ids must be (B, S), got shape {tuple(input_ids.shape)}")
-        B, S = input_ids.shape
-        if attention_mask is not None and tuple(attention_mask.shape) != (B, S):
-            raise ValueError(f"attention_mask must have shape {(B, S)}, got {tuple(attention_mask.shape)}")
-        x = self.enc_embeddings(self.tok_embed(input_ids), self._positions(S, 0, input_ids.device))
-        bias = self.enc_rel(S, S) if self.enc_rel is not None else None
-        mask = combine_masks(attention_mask, S, S, causal=False, device=x.device)
-        for block in self.encoder: x = block(x, mask, bias=bias)
-        return self.enc_norm(x)
+        check_input_ids(input_ids)
+        return self.encoder.run(self.tok_embed(input_ids), attention_mask)
 
     def new_cache(self, max_len: int | None = None # preallocate the decoder's self-attention (static cache)
                  ) -> KVCache:
         "An empty cache for step-by-step decoding."
-        return KVCache(len(self.decoder), max_len)
+        return KVCache(len(self.decoder.blocks), max_len)
 
     def generate(self, input_ids, **kwargs):
         "Generate outputs for `input_ids`: see `llmbook.generation.generate` (the decoding chapter)."
@@ -109,38 +69,28 @@ class Seq2Seq(nn.Module):
                 encoder_out: torch.Tensor | None = None, # (B, S, d_model) from `encode`, to skip the encoder
                ) -> torch.Tensor:
         "Decoder logits `(B, T, vocab_size)`."
-        c = self.config
-        if decoder_input_ids is None or decoder_input_ids.ndim != 2:
-            raise ValueError(f"decoder_input_ids must be (B, T), got {None if decoder_input_ids is None else tuple(decoder_input_ids.shape)}")
+        check_input_ids(decoder_input_ids, "decoder_input_ids")
         if encoder_out is None:
             if input_ids is None: raise ValueError("pass input_ids (the source) or encoder_out")
             encoder_out = self.encode(input_ids, attention_mask)
+        self._check_inputs(encoder_out, decoder_input_ids, attention_mask, decoder_attention_mask, cache)
+        x = self.tok_embed(decoder_input_ids)
+        h = self.decoder.run(x, decoder_attention_mask, None, cache, context=encoder_out, context_mask=attention_mask)
+        return self.head(h * self.config.output_scale)[..., :self.config.vocab_size]
+
+    def _check_inputs(self, encoder_out, decoder_input_ids, attention_mask, decoder_attention_mask, cache): # eager only
+        if torch.compiler.is_compiling(): return
         B, T = decoder_input_ids.shape
         if encoder_out.shape[0] != B:
             raise ValueError(f"the source has batch size {encoder_out.shape[0]} but decoder_input_ids has {B}")
-        if attention_mask is not None and tuple(attention_mask.shape) != tuple(encoder_out.shape[:2]):
-            raise ValueError(f"attention_mask must have shape {tuple(encoder_out.shape[:2])}, got {tuple(attention_mask.shape)}")
-        past = cache.length if cache is not None else 0
-        S = past + T
-        if decoder_attention_mask is not None and tuple(decoder_attention_mask.shape) != (B, S):
-            raise ValueError(f"decoder_attention_mask must have shape {(B, S)} (batch, cached + new tokens), "
-                             f"got {tuple(decoder_attention_mask.shape)}")
-        x = self.dec_embeddings(self.tok_embed(decoder_input_ids), self._positions(T, past, decoder_input_ids.device))
-        bias = self.dec_rel(T, S) if self.dec_rel is not None else None
-        if decoder_attention_mask is not None and bool(decoder_attention_mask.all()): decoder_attention_mask = None
-        is_causal = decoder_attention_mask is None and past == 0
-        mask = None if is_causal else combine_masks(decoder_attention_mask, T, S, causal=True, device=x.device)
-        if attention_mask is not None and bool(attention_mask.all()): attention_mask = None
-        context_mask = padding_mask(attention_mask.to(x.device)) if attention_mask is not None else None
-        for i, block in enumerate(self.decoder):
-            x = block(x, mask, is_causal, None, cache, i, context=encoder_out, context_mask=context_mask, bias=bias)
-        x = self.dec_norm(x) * c.output_scale
-        return self.head(x)[..., :c.vocab_size]
+        check_mask(attention_mask, encoder_out.shape[:2])
+        S = T + (0 if cache is None else cache.length)
+        check_mask(decoder_attention_mask, (B, S), "decoder_attention_mask", " (batch, cached + new tokens)")
 
 # %% ../nbs/08_seq2seq.ipynb #af829197
 def seq2seq_maps(model: Seq2Seq, input_ids, decoder_input_ids, attention_mask=None) -> dict:
     "Attention weights per kind: `encoder`, `decoder` (self) and `cross`, each a list over layers of `(B, H, T, S)`."
     from llmbook.attention import attention_maps
     maps = attention_maps(model, input_ids, decoder_input_ids, attention_mask)
-    n = len(model.encoder)
+    n = len(model.encoder.blocks)
     return {"encoder": maps[:n], "decoder": maps[n::2], "cross": maps[n + 1::2]}

@@ -8,12 +8,13 @@ import os, json, heapq, html, warnings, tempfile, functools
 from collections import Counter
 from pathlib import Path
 import regex
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['GPT2_PATTERN', 'GPT4_PATTERN', 'PATTERNS', 'FORMAT', 'FORMAT_VERSION', 'TRAINERS', 'CharTokenizer', 'resolve_pattern',
-           'split_text', 'count_pairs', 'merge_pair', 'train_bpe_naive', 'train_bpe_fast', 'BPETokenizer',
-           'bytes_to_unicode', 'hf_pattern', 'HFTokenizer', 'train_bpe_hf', 'compression', 'tokens_html',
-           'TokenizerExplorer']
+__all__ = ['GPT2_PATTERN', 'GPT4_PATTERN', 'PATTERNS', 'TOKENIZER_FORMAT', 'TOKENIZER_FORMAT_VERSION', 'TRAINERS',
+           'CharTokenizer', 'resolve_pattern', 'split_text', 'count_pairs', 'merge_pair', 'train_bpe_naive',
+           'train_bpe_fast', 'BPETokenizer', 'bytes_to_unicode', 'hf_pattern', 'HFTokenizer', 'train_bpe_hf',
+           'compression', 'tokens_html', 'TokenizerExplorer']
 
 # %% ../nbs/02_tokens.ipynb #1201a9b2
 def _utf8(chunk: str) -> bytes:
@@ -254,7 +255,8 @@ def train_bpe_fast(text: str, # training text
     return merges
 
 # %% ../nbs/02_tokens.ipynb #79b13c4f
-FORMAT, FORMAT_VERSION = "llmbook-bpe", 1
+TOKENIZER_FORMAT = "llmbook-bpe"  # the "format" field of a saved tokenizer
+TOKENIZER_FORMAT_VERSION = 1
 _INF = float("inf")
 
 def _check_merges(merges) -> dict[tuple[int, int], int]:
@@ -310,31 +312,32 @@ class BPETokenizer:
 # %% ../nbs/02_tokens.ipynb #04219677
 TRAINERS = ("naive", "fast", "hf")
 
-@classmethod
-def _train(cls, text: str, # training text (special-token strings in it are cut out)
-           vocab_size: int, # 256 bytes + merges + special tokens
-           pattern: str | None = "gpt4", # "gpt2", "gpt4", a regular expression, or None
-           special_tokens=(), # e.g. ["<|endoftext|>"]; ids after the merges
-           trainer: str = "fast", # "naive", "fast" (same merges, faster) or "hf" (Hugging Face's trainer)
-          ) -> BPETokenizer:
+@patch(cls_method=True)
+def train(cls: BPETokenizer,
+          text: str, # training text (special-token strings in it are cut out)
+          vocab_size: int, # 256 bytes + merges + special tokens
+          pattern: str | None = "gpt4", # "gpt2", "gpt4", a regular expression, or None
+          special_tokens=(), # e.g. ["<|endoftext|>"]; ids after the merges
+          trainer: str = "fast", # "naive", "fast" (same merges, faster) or "hf" (Hugging Face's trainer)
+         ) -> BPETokenizer:
     "Learn a byte-level BPE tokenizer from `text`."
     _check_text(text)
     special_tokens = _check_specials(special_tokens)
     if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
         raise TypeError(f"vocab_size must be an int, got {vocab_size!r}")
     if vocab_size < 256 + len(special_tokens):
-        raise ValueError(f"vocab_size={vocab_size} is below 256 byte tokens + {len(special_tokens)} special tokens "
-                         f"= {256 + len(special_tokens)}")
-    train = {"naive": train_bpe_naive, "fast": train_bpe_fast, "hf": lambda *a: train_bpe_hf(*a)}.get(trainer)
-    if train is None: raise ValueError(f"unknown trainer {trainer!r}: expected one of {TRAINERS}")
+        raise ValueError(f"vocab_size={vocab_size} is below 256 byte tokens + {len(special_tokens)} "
+                         f"special tokens = {256 + len(special_tokens)}")
+    trainers = {"naive": train_bpe_naive, "fast": train_bpe_fast, "hf": lambda *a: train_bpe_hf(*a)}
+    train_merges = trainers.get(trainer)
+    if train_merges is None: raise ValueError(f"unknown trainer {trainer!r}: expected one of {TRAINERS}")
     n_merges = vocab_size - 256 - len(special_tokens)
-    merges = train(text, n_merges, resolve_pattern(pattern), special_tokens)
+    merges = train_merges(text, n_merges, resolve_pattern(pattern), special_tokens)
     if len(merges) < n_merges:
-        warnings.warn(f"the text only allowed {len(merges)} merges, not {n_merges}: "
-                      f"the vocabulary has {256 + len(merges) + len(special_tokens)} tokens, not {vocab_size}")
+        warnings.warn(f"the text only allowed {len(merges)} merges, not {n_merges}: the vocabulary has "
+                      f"{256 + len(merges) + len(special_tokens)} tokens, not {vocab_size}")
     return cls(merges, pattern, special_tokens)
 
-BPETokenizer.train = _train
 
 # %% ../nbs/02_tokens.ipynb #3158dc4c
 def _merge_by_rank(ids: list[int], merges: dict) -> list[int]:
@@ -363,18 +366,21 @@ def _merge_by_rank_heap(ids: list[int], merges: dict) -> list[int]:
         if nxt[i] < n and (r := merges.get((rank, tok[nxt[i]]))) is not None: heapq.heappush(heap, (r, i))
     return [t for t in tok if t is not None]
 
-def _encode_chunk(self, chunk: str) -> list[int]:
+@patch
+def _encode_chunk(self: BPETokenizer, chunk: str) -> list[int]:
     "The ids of one chunk (cached)."
     ids = self._cache.get(chunk)
     if ids is None:
         ids = list(_utf8(chunk))
-        ids = _merge_by_rank(ids, self.merges) if len(ids) <= 64 else _merge_by_rank_heap(ids, self.merges)
+        if len(ids) <= 64: ids = _merge_by_rank(ids, self.merges)
+        else: ids = _merge_by_rank_heap(ids, self.merges)
         if self.cache_size and len(chunk) <= 256:                        # long chunks are rarely seen twice
             if len(self._cache) >= self.cache_size: self._cache.clear()
             self._cache[chunk] = ids
     return ids
 
-def _encode_ordinary(self, text: str) -> list[int]:
+@patch
+def encode_ordinary(self: BPETokenizer, text: str) -> list[int]:
     "The ids of `text`, with special-token strings treated as ordinary text."
     out, cache, encode_chunk = [], self._cache, self._encode_chunk
     for chunk in _split_pieces(_check_text(text), self._rx):
@@ -382,29 +388,36 @@ def _encode_ordinary(self, text: str) -> list[int]:
         out.extend(ids if ids is not None else encode_chunk(chunk))
     return out
 
-def _allowed_specials(self, text: str, allowed_special) -> dict[str, int]:
-    "The special tokens to turn into ids under `allowed_special`; raise for a disallowed one found in `text`."
+
+# %% ../nbs/02_tokens.ipynb #e7189612
+@patch
+def _allowed_specials(self: BPETokenizer, text: str, allowed_special) -> dict[str, int]:
+    "The special tokens to turn into ids under `allowed_special`; raise for a disallowed one in `text`."
     if allowed_special == "all": return self.special_tokens
     if allowed_special == "none": return {}
     if allowed_special == "none_raise": allowed = set()
     elif isinstance(allowed_special, (set, frozenset, list, tuple)):
         allowed = set(allowed_special)
         unknown = sorted(allowed - set(self.special_tokens))
-        if unknown: raise ValueError(f"allowed_special names {unknown[0]!r}, which is not a special token of this tokenizer "
-                                     f"(it has {list(self.special_tokens)})")
+        if unknown:
+            raise ValueError(f"allowed_special names {unknown[0]!r}, which is not a special token of this "
+                             f"tokenizer (it has {list(self.special_tokens)})")
     else:
-        raise ValueError(f"allowed_special must be 'none_raise', 'none', 'all' or a set of special tokens, got {allowed_special!r}")
+        raise ValueError(f"allowed_special must be 'none_raise', 'none', 'all' or a set of special tokens, "
+                         f"got {allowed_special!r}")
     found = [(text.index(s), s) for s in self.special_tokens if s not in allowed and s in text]
     if found:
         pos, s = min(found)  # the first one in the text
-        raise ValueError(f"text contains the special token {s!r} (id {self.special_tokens[s]}) at position {pos}, which is not allowed: "
-                         f"pass allowed_special='all' (or a set with it) to encode it as its id, or "
-                         f"allowed_special='none' to encode it as ordinary text")
+        raise ValueError(f"text contains the special token {s!r} (id {self.special_tokens[s]}) at position {pos}, "
+                         f"which is not allowed: pass allowed_special='all' (or a set with it) to encode it as "
+                         f"its id, or allowed_special='none' to encode it as ordinary text")
     return {s: i for s, i in self.special_tokens.items() if s in allowed}
 
-def _encode(self, text: str, # text to encode
-            allowed_special="none_raise", # "none_raise", "none", "all" or a set of special tokens (see the table)
-           ) -> list[int]:
+@patch
+def encode(self: BPETokenizer,
+           text: str, # text to encode
+           allowed_special="none_raise", # "none_raise", "none", "all" or a set of special tokens (see the table)
+          ) -> list[int]:
     "The token ids of `text`."
     allowed = self._allowed_specials(_check_text(text), allowed_special)
     if not allowed: return self.encode_ordinary(text)
@@ -416,55 +429,66 @@ def _encode(self, text: str, # text to encode
         pos = m.end()
     return out + self.encode_ordinary(text[pos:])
 
-def _decode_bytes(self, ids) -> bytes:
+
+# %% ../nbs/02_tokens.ipynb #3b1bf927
+@patch
+def decode_bytes(self: BPETokenizer, ids) -> bytes:
     "The bytes of `ids` joined."
     ids = _as_id_list(ids)
     try: return b"".join(map(self.vocab.__getitem__, ids))
     except KeyError: raise _bad_id(ids, self.vocab_size) from None
 
-def _decode(self, ids, # token ids (list, tuple, 1-D tensor or array)
-           ) -> str:
+@patch
+def decode(self: BPETokenizer,
+           ids, # token ids (list, tuple, 1-D tensor or array)
+          ) -> str:
     "The text of `ids`; bytes that are not valid UTF-8 become the replacement character U+FFFD."
     return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-def _pieces(self, ids) -> list[str]:
+@patch
+def pieces(self: BPETokenizer, ids) -> list[str]:
     "The text of each token on its own (bytes that are not valid UTF-8 alone are shown as \\xNN)."
     return [self.decode_bytes([i]).decode("utf-8", errors="backslashreplace") for i in _as_id_list(ids)]
 
-BPETokenizer._encode_chunk, BPETokenizer.encode_ordinary, BPETokenizer._allowed_specials = _encode_chunk, _encode_ordinary, _allowed_specials
-BPETokenizer.encode, BPETokenizer.decode_bytes, BPETokenizer.decode, BPETokenizer.pieces = _encode, _decode_bytes, _decode, _pieces
 
 # %% ../nbs/02_tokens.ipynb #9d32bf66
-def _save(self, path: str | Path, # where to write the JSON file
-         ) -> Path:
+@patch
+def save(self: BPETokenizer,
+         path: str | Path, # where to write the JSON file
+        ) -> Path:
     "Write the tokenizer to `path` as JSON (atomically)."
     path = Path(path)
-    head = {"format": FORMAT, "version": FORMAT_VERSION, "pattern": self.pattern, "special_tokens": self.special_tokens}
+    head = {"format": TOKENIZER_FORMAT, "version": TOKENIZER_FORMAT_VERSION, "pattern": self.pattern,
+            "special_tokens": self.special_tokens}
     merges = [[x, y, self.vocab[i].decode("utf-8", errors="backslashreplace")] for (x, y), i in self.merges.items()]
-    text = ("{\n" + "".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)},\n" for k, v in head.items()) +
-            '"merges": [\n' + ",\n".join(json.dumps(m, ensure_ascii=False) for m in merges) + "\n]}\n")  # one merge a line
+    fields = "".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)},\n" for k, v in head.items())
+    lines = ",\n".join(json.dumps(m, ensure_ascii=False) for m in merges)  # one merge a line
+    text = "{\n" + fields + '"merges": [\n' + lines + "\n]}\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
-@classmethod
-def _load(cls, path: str | Path, # a file written by `save`
-         ) -> BPETokenizer:
+@patch(cls_method=True)
+def load(cls: BPETokenizer,
+         path: str | Path, # a file written by `save`
+        ) -> BPETokenizer:
     "Read a tokenizer written by `save`."
     path = Path(path)
     try: data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not a valid tokenizer file: it is not JSON ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an llmbook BPE tokenizer file (expected \"format\": {FORMAT!r})")
-    if data.get("version") != FORMAT_VERSION:
+    if not isinstance(data, dict) or data.get("format") != TOKENIZER_FORMAT:
+        raise ValueError(f"{path} is not an llmbook BPE tokenizer file "
+                         f"(expected \"format\": {TOKENIZER_FORMAT!r})")
+    if data.get("version") != TOKENIZER_FORMAT_VERSION:
         raise ValueError(f"{path} has format version {data.get('version')!r}, but this llmbook reads version "
-                         f"{FORMAT_VERSION}: save it again with a matching llmbook")
+                         f"{TOKENIZER_FORMAT_VERSION}: save it again with a matching llmbook")
     try:
         merges = {(int(x), int(y)): 256 + i for i, (x, y, *_) in enumerate(data["merges"])}
         if len(merges) != len(data["merges"]): raise ValueError("a pair is merged twice")
@@ -477,8 +501,6 @@ def _load(cls, path: str | Path, # a file written by `save`
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ValueError(f"{path} is a corrupt tokenizer file: {e}") from None
     return tok
-
-BPETokenizer.save, BPETokenizer.load = _save, _load
 
 # %% ../nbs/02_tokens.ipynb #30c76344
 def bytes_to_unicode() -> dict[int, str]:
@@ -531,31 +553,35 @@ def hf_pattern(pattern: str) -> str:
         out.append(c); i += 1
     return "".join(out)
 
-def _to_hf(self, special_tokens: bool = True, # add the special tokens (False: their strings are ordinary text)
-          ):
-    "A Hugging Face `tokenizers.Tokenizer` that gives the same ids as this tokenizer (with `allowed_special='all'`)."
+@patch
+def to_hf(self: BPETokenizer,
+          special_tokens: bool = True, # add the special tokens (False: their strings are ordinary text)
+         ):
+    "A Hugging Face `tokenizers.Tokenizer` giving this tokenizer's ids (with `allowed_special='all'`)."
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, Regex, AddedToken
     vocab, made_by = {}, {i: p for p, i in self.merges.items()}
     for i in range(256 + len(self.merges)):
         s = _to_unicode(self.vocab[i])
         if s in vocab:
-            raise ValueError(f"tokens {vocab[s]} {made_by.get(vocab[s])} and {i} {made_by.get(i)} both spell {self.vocab[i]!r}: "
-                             "a Hugging Face vocabulary maps each string to one id, so this tokenizer has no exact HF equivalent")
+            raise ValueError(f"tokens {vocab[s]} {made_by.get(vocab[s])} and {i} {made_by.get(i)} both spell "
+                             f"{self.vocab[i]!r}: a Hugging Face vocabulary maps each string to one id, so this "
+                             "tokenizer has no exact HF equivalent")
         vocab[s] = i
     merges = [(_to_unicode(self.vocab[x]), _to_unicode(self.vocab[y])) for x, y in self.merges]
     hf = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=False))
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    hf.pre_tokenizer = byte_level if self.pattern is None else pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(hf_pattern(self.pattern)), behavior="isolated", invert=False), byte_level])
+    if self.pattern is None: hf.pre_tokenizer = byte_level
+    else:
+        split = pre_tokenizers.Split(Regex(hf_pattern(self.pattern)), behavior="isolated", invert=False)
+        hf.pre_tokenizer = pre_tokenizers.Sequence([split, byte_level])
     hf.decoder = decoders.ByteLevel()
     if special_tokens and self.special_tokens:
         hf.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in self.special_tokens])
         for s, i in self.special_tokens.items():
             if hf.token_to_id(s) != i:
-                raise ValueError(f"special token {s!r} got id {hf.token_to_id(s)} in HF instead of {i}: its string is also an ordinary token")
+                raise ValueError(f"special token {s!r} got id {hf.token_to_id(s)} in HF instead of {i}: "
+                                 "its string is also an ordinary token")
     return hf
-
-BPETokenizer.to_hf = _to_hf
 
 # %% ../nbs/02_tokens.ipynb #208d1ab9
 class HFTokenizer:
@@ -609,16 +635,21 @@ def _pattern_from_hf(pre) -> str | None:
     raise ValueError(f"unsupported pre-tokenizer {json.dumps(pre)[:200]}: expected ByteLevel(add_prefix_space=False), or "
                      "Split(Regex, 'isolated') then ByteLevel(use_regex=False)")
 
-@classmethod
-def _from_hf(cls, tokenizer, # a `tokenizers.Tokenizer` (byte-level BPE), or the path of a tokenizer.json
-            ) -> BPETokenizer:
-    "A `BPETokenizer` with the merges, pattern and added tokens of a Hugging Face byte-level BPE tokenizer (ids renumbered)."
-    data = json.loads(Path(tokenizer).read_text(encoding="utf-8") if isinstance(tokenizer, (str, Path)) else tokenizer.to_str())
+@patch(cls_method=True)
+def from_hf(cls: BPETokenizer,
+            tokenizer, # a `tokenizers.Tokenizer` (byte-level BPE), or the path of a tokenizer.json
+           ) -> BPETokenizer:
+    "A `BPETokenizer` with the merges, pattern and added tokens of a HF byte-level BPE tokenizer (ids renumbered)."
+    if isinstance(tokenizer, (str, Path)): text = Path(tokenizer).read_text(encoding="utf-8")
+    else: text = tokenizer.to_str()
+    data = json.loads(text)
     model = data.get("model") or {}
     if model.get("type") != "BPE": raise ValueError(f"expected a BPE model, got {model.get('type')!r}")
     for opt in ("dropout", "continuing_subword_prefix", "end_of_word_suffix", "byte_fallback", "ignore_merges"):
         if model.get(opt): raise ValueError(f"unsupported BPE option {opt}={model[opt]!r}")
-    if data.get("normalizer"): raise ValueError(f"unsupported normalizer {data['normalizer'].get('type')!r}: llmbook's BPE does not normalize text")
+    if data.get("normalizer"):
+        raise ValueError(f"unsupported normalizer {data['normalizer'].get('type')!r}: "
+                         "llmbook's BPE does not normalize text")
     pattern = _pattern_from_hf(data.get("pre_tokenizer"))
     to_bytes = lambda s: bytes(_U2B[c] for c in s) if all(c in _U2B for c in s) else None
     ids = {bytes([b]): b for b in range(256)}
@@ -626,12 +657,16 @@ def _from_hf(cls, tokenizer, # a `tokenizers.Tokenizer` (byte-level BPE), or the
     for i, m in enumerate(model["merges"]):
         x, y = m.split(" ", 1) if isinstance(m, str) else m
         bx, by = to_bytes(x), to_bytes(y)
-        if bx not in ids or by not in ids: raise ValueError(f"merge {i} ({x!r}, {y!r}) uses a token that no earlier merge made")
-        if bx + by in ids: raise ValueError(f"merge {i} ({x!r}, {y!r}) makes {x + y!r}, which an earlier merge already made")
-        merges[ids[bx], ids[by]] = ids[bx + by] = 256 + i
+        if bx not in ids or by not in ids:
+            raise ValueError(f"merge {i} ({x!r}, {y!r}) uses a token that no earlier merge made")
+        if bx + by in ids:
+            raise ValueError(f"merge {i} ({x!r}, {y!r}) makes {x + y!r}, which an earlier merge already made")
+        ids[bx + by] = 256 + i
+        merges[ids[bx], ids[by]] = 256 + i
     added = [t["content"] for t in sorted(data.get("added_tokens", []), key=lambda t: t["id"])]
     extra = [s for s in model["vocab"] if to_bytes(s) not in ids and s not in added]
-    if extra: raise ValueError(f"vocabulary entry {extra[0]!r} is neither a byte, a merge result nor an added token")
+    if extra:
+        raise ValueError(f"vocabulary entry {extra[0]!r} is neither a byte, a merge result nor an added token")
     return cls(merges, pattern, added)
 
 def train_bpe_hf(text: str, # training text
@@ -650,8 +685,6 @@ def train_bpe_hf(text: str, # training text
     hf.train_from_iterator([p for p in parts if p], trainer=trainer)
     return BPETokenizer.from_hf(hf).merges
 
-BPETokenizer.from_hf = _from_hf
-
 # %% ../nbs/02_tokens.ipynb #2b6cc2cd
 def compression(tokenizer, # anything with `encode`
                 text: str, # text to measure on
@@ -660,15 +693,16 @@ def compression(tokenizer, # anything with `encode`
     n = len(tokenizer.encode(text))
     return len(text.encode("utf-8")) / n if n else 0.0
 
-def _truncated(self, vocab_size: int, # 256 + merges kept + special tokens
-              ) -> BPETokenizer:
+@patch
+def truncated(self: BPETokenizer,
+              vocab_size: int, # 256 + merges kept + special tokens
+             ) -> BPETokenizer:
     "The tokenizer with only its first merges: what training with a smaller `vocab_size` gives."
     n = vocab_size - 256 - len(self.special_tokens)
     if not 0 <= n <= len(self.merges):
-        raise ValueError(f"vocab_size={vocab_size} is outside {256 + len(self.special_tokens)}..{self.vocab_size}")
+        raise ValueError(f"vocab_size={vocab_size} is outside "
+                         f"{256 + len(self.special_tokens)}..{self.vocab_size}")
     return BPETokenizer(dict(list(self.merges.items())[:n]), self.pattern, list(self.special_tokens))
-
-BPETokenizer.truncated = _truncated
 
 # %% ../nbs/02_tokens.ipynb #5aa90689
 _COLOURS = ("#fde2a4", "#b9e3c6", "#f7c5cc", "#c6d8f5", "#e4cdf2", "#c9eef0")

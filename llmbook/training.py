@@ -8,20 +8,23 @@ import os, io, math, json, time, random, shutil, hashlib, tempfile, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
+from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
 from torch import nn
-from .core import get_device, autocast_dtype
+from fastcore.basics import patch
+from .core import get_device, autocast_dtype, evaluating
 from .data import IGNORE_INDEX
 
 # %% auto #0
-__all__ = ['TASKS', 'DEFAULT_TASK', 'PRECISIONS', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'token_loss', 'perplexity',
-           'next_token_logits', 'seq2seq_logits', 'get_task', 'collate', 'param_groups', 'make_optimizer',
-           'CosineSchedule', 'BatchStream', 'TrainConfig', 'Callback', 'TrainingDiverged', 'world', 'setup_distributed',
-           'cleanup_distributed', 'evaluate', 'Trainer', 'EvalCallback', 'CheckpointCallback', 'ProgressCallback',
-           'smooth', 'plot_history', 'LivePlot', 'checkpoints', 'read_checkpoint']
+__all__ = ['OBJECTIVES', 'DEFAULT_OBJECTIVE', 'PRECISIONS', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'token_loss', 'perplexity',
+           'next_token_logits', 'seq2seq_logits', 'get_objective', 'collate', 'param_groups', 'make_optimizer',
+           'CosineSchedule', 'BatchStream', 'TrainConfig', 'Callback', 'TrainingDiverged', 'world', 'process_device',
+           'Distributed', 'setup_distributed', 'cleanup_distributed', 'enable_tf32', 'evaluate', 'Trainer',
+           'EvalCallback', 'CheckpointCallback', 'ProgressCallback', 'smooth', 'plot_history', 'LivePlot',
+           'checkpoints', 'read_checkpoint']
 
 # %% ../nbs/10_training.ipynb #b789d0e3
 def token_loss(logits: torch.Tensor, # (..., V) scores
@@ -43,35 +46,39 @@ def perplexity(loss: float) -> float:
 def next_token_logits(model: nn.Module, batch: dict) -> torch.Tensor:
     "Logits of a decoder (or a masked-LM encoder): `model(input_ids, attention_mask)`."
     mask = batch.get("attention_mask")
-    return model(batch["input_ids"]) if mask is None else model(batch["input_ids"], attention_mask=mask)
+    if mask is None: return model(batch["input_ids"])
+    return model(batch["input_ids"], attention_mask=mask)
 
 def seq2seq_logits(model: nn.Module, batch: dict) -> torch.Tensor:
     "Logits of an encoder-decoder under teacher forcing."
     return model(batch["input_ids"], batch["decoder_input_ids"], attention_mask=batch.get("attention_mask"),
                  decoder_attention_mask=batch.get("decoder_attention_mask"))
 
-TASKS = {"next-token": next_token_logits, "masked-lm": next_token_logits, "seq2seq": seq2seq_logits}
-DEFAULT_TASK = {"Decoder": "next-token", "Encoder": "masked-lm", "Seq2Seq": "seq2seq"}  # by model class
+OBJECTIVES = {"next-token": next_token_logits, "masked-lm": next_token_logits, "seq2seq": seq2seq_logits}
+DEFAULT_OBJECTIVE = {"decoder": "next-token", "encoder": "masked-lm", "seq2seq": "seq2seq"}  # by `model.family`
 
-def get_task(task, # a name in `TASKS`, a function (model, batch) -> logits, or None (from the model's class)
-             model: nn.Module | None = None):
-    "The function that computes a batch's logits."
+def get_objective(task, # a name in `OBJECTIVES`, a function (model, batch) -> logits, or None: by `model.family`
+                  model: nn.Module | None = None):
+    "The function that computes a batch's logits: `get_objective('seq2seq')` -> `seq2seq_logits`."
     if callable(task): return task
     if task is None:
-        name = type(model).__name__
-        if name not in DEFAULT_TASK:
-            raise ValueError(f"no default task for a {name}: pass task= one of {sorted(TASKS)} or a function (model, batch) -> logits")
-        task = DEFAULT_TASK[name]
-    if task not in TASKS: raise ValueError(f"unknown task {task!r}: expected one of {sorted(TASKS)} or a function")
-    return TASKS[task]
+        family = getattr(model, "family", None)
+        if family not in DEFAULT_OBJECTIVE:
+            raise ValueError(f"no default objective for a {type(model).__name__} (family {family!r}): pass task= "
+                             f"one of {sorted(OBJECTIVES)} or a function (model, batch) -> logits")
+        task = DEFAULT_OBJECTIVE[family]
+    if task not in OBJECTIVES:
+        raise ValueError(f"unknown objective {task!r}: expected task= one of {sorted(OBJECTIVES)} or a function")
+    return OBJECTIVES[task]
 
 def collate(examples: list) -> dict[str, torch.Tensor]:
-    "Stack examples into a batch: `(input, target)` pairs become `input_ids`/`labels`; dicts are stacked key by key."
+    "Stack examples into a batch: `(input, target)` pairs become `input_ids`/`labels`; dicts are stacked by key."
     first = examples[0]
     if isinstance(first, dict): return {k: torch.stack([torch.as_tensor(e[k]) for e in examples]) for k in first}
     if isinstance(first, (tuple, list)) and len(first) == 2:
         xs, ys = zip(*examples)
-        return {"input_ids": torch.stack([torch.as_tensor(x) for x in xs]), "labels": torch.stack([torch.as_tensor(y) for y in ys])}
+        return {"input_ids": torch.stack([torch.as_tensor(x) for x in xs]),
+                "labels": torch.stack([torch.as_tensor(y) for y in ys])}
     raise TypeError(f"cannot collate examples of type {type(first).__name__}: give the Trainer a `collate` function")
 
 # %% ../nbs/10_training.ipynb #cb6cea3a
@@ -159,13 +166,19 @@ class BatchStream:
         micro = [step[i * B * W:(i + 1) * B * W] for i in range(self.accumulate)]
         return [m[self.rank * B:(self.rank + 1) * B] for m in micro]
 
-    def state_dict(self) -> dict: return {"epoch": self.epoch, "offset": self.offset, "n_examples": self.n}
+# %% ../nbs/10_training.ipynb #a2b48766
+@patch
+def state_dict(self: BatchStream) -> dict: return {"epoch": self.epoch, "offset": self.offset, "n_examples": self.n}
 
-    def load_state_dict(self, state: dict):
-        if state["n_examples"] != self.n:
-            raise ValueError(f"the checkpoint was trained on data with {state['n_examples']} examples but this data has "
-                             f"{self.n}: resume with the same data (same text, tokenizer and block_size)")
-        self.epoch, self.offset, self._order = state["epoch"], state["offset"], None
+@patch
+def load_state_dict(self: BatchStream, state: dict):
+    "Continue from a position saved by `state_dict`."
+    if state["n_examples"] != self.n:
+        raise ValueError(f"the checkpoint was trained on data with {state['n_examples']} examples but this data has "
+                         f"{self.n}: resume with the same data (same text, tokenizer and block_size)")
+    self.epoch = state["epoch"]
+    self.offset = state["offset"]
+    self._order = None
 
 # %% ../nbs/10_training.ipynb #0c3c2130
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -204,23 +217,28 @@ class TrainConfig:
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
 
-    def schedule(self) -> CosineSchedule:
-        "The learning-rate schedule these settings describe."
-        warmup = min(self.max_steps // 20, 1000) if self.warmup_steps is None else self.warmup_steps
-        min_lr = self.lr / 10 if self.min_lr is None else self.min_lr
-        return CosineSchedule(self.lr, self.max_steps, warmup, min_lr)
+# %% ../nbs/10_training.ipynb #31724641
+@patch
+def schedule(self: TrainConfig) -> CosineSchedule:
+    "The learning-rate schedule these settings describe."
+    warmup = min(self.max_steps // 20, 1000) if self.warmup_steps is None else self.warmup_steps
+    min_lr = self.lr / 10 if self.min_lr is None else self.min_lr
+    return CosineSchedule(self.lr, self.max_steps, warmup, min_lr)
 
-    def to_dict(self) -> dict: return {**asdict(self), "betas": list(self.betas)}
+@patch
+def to_dict(self: TrainConfig) -> dict: return {**asdict(self), "betas": list(self.betas)}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+@patch(cls_method=True)
+def from_dict(cls: TrainConfig, d: dict) -> TrainConfig:
+    "The settings saved by `to_dict` (fields this version does not know are left out)."
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in known})
 
 def _config_with(config: TrainConfig | None, overrides: dict) -> TrainConfig:
     config = config or TrainConfig()
-    unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
-    if unknown: raise TypeError(f"unknown training setting(s) {unknown}: TrainConfig has {[f.name for f in fields(TrainConfig)]}")
+    known = [f.name for f in fields(TrainConfig)]
+    unknown = sorted(set(overrides) - set(known))
+    if unknown: raise TypeError(f"unknown training setting(s) {unknown}: TrainConfig has {known}")
     return replace(config, **overrides)
 
 # %% ../nbs/10_training.ipynb #1666a213
@@ -242,21 +260,49 @@ def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
-def setup_distributed(backend: str | None = None, # None: "nccl" with GPUs, else "gloo"
-                     ) -> torch.device:
-    "Join the process group `torchrun` describes (RANK, WORLD_SIZE, LOCAL_RANK); return this process's device."
-    n = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
+def _launched() -> int:
+    "How many processes `torchrun` started (its WORLD_SIZE); 1 for a plain `python`."
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+def process_device() -> torch.device:
+    "This process's device: its own GPU (`LOCAL_RANK`) under a multi-process `torchrun`, else `get_device()`."
     cuda = torch.cuda.is_available() and os.environ.get("LLMBOOK_DEVICE", "cuda").startswith("cuda")
-    device = torch.device("cuda", local) if cuda and n > 1 else get_device()
-    if n > 1 and not dist.is_initialized():
-        if cuda: torch.cuda.set_device(device)
-        dist.init_process_group(backend or ("nccl" if cuda else "gloo"))
-    return device
+    if cuda and _launched() > 1: return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return get_device()
+
+class Distributed(NamedTuple):
+    "Where this process stands: its rank among `world_size` processes, and its device."
+    rank: int
+    world_size: int
+    device: torch.device
+
+def setup_distributed(backend: str | None = None, # None: "nccl" with GPUs, else "gloo"
+                     ) -> Distributed:
+    "Join the process group `torchrun` describes (RANK, WORLD_SIZE, LOCAL_RANK), if there is one."
+    device = process_device()
+    if _launched() > 1 and not dist.is_initialized():
+        if device.type == "cuda": torch.cuda.set_device(device)
+        dist.init_process_group(backend or ("nccl" if device.type == "cuda" else "gloo"))
+    rank, world_size = world()
+    return Distributed(rank, world_size, device)
 
 def cleanup_distributed():
     "Leave the process group, if one is running."
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
+def _check_joined():
+    "Refuse to train in one of several `torchrun` processes that never joined their group."
+    n = _launched()
+    if n > 1 and not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError(f"this process is one of {n} started by torchrun (WORLD_SIZE={n}) but has not joined "
+                           f"their process group: call llmbook.training.setup_distributed() before building the "
+                           f"Trainer, or each process would train on its own, unsynchronised")
+
+def enable_tf32(enabled: bool = True, # False: back to full float32 matmuls
+               ):
+    "Let float32 matmuls and convolutions on NVIDIA GPUs use TF32 (faster; a global setting)."
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
 
 # %% ../nbs/10_training.ipynb #cbd565a4
 def _to(batch: dict, device) -> dict:
@@ -265,177 +311,259 @@ def _to(batch: dict, device) -> dict:
 def _autocast(device: torch.device, dtype):
     return torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext()
 
-@torch.no_grad()
-def evaluate(model: nn.Module, # the model (put in eval mode during the call)
+def evaluate(model: nn.Module, # the model (in eval mode and without gradients during the call)
              data, # a dataset: `len(data)` and `data[i]`
-             task=None, # see `get_task`
+             task=None, # the objective, see `get_objective`
              collate=collate, # examples -> batch dict
              batch_size: int = 16,
              max_batches: int | None = None, # evaluate only this many batches (None: all)
              dtype: torch.dtype | None = None, # autocast to this dtype (None: float32)
             ) -> dict[str, float]:
     "Loss, perplexity and accuracy of `model` on `data` (over all labelled positions)."
-    task = get_task(task, model)
+    task = get_objective(task, model)
     device = next(model.parameters()).device
     rank, world_size = world()
     starts = list(range(0, len(data), batch_size))[:max_batches]
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, labelled positions
-    was_training = model.training; model.eval()
-    try:
+    with evaluating(model):
         for s in starts[rank::world_size]:
             batch = _to(collate([data[i] for i in range(s, min(s + batch_size, len(data)))]), device)
             with _autocast(device, dtype): logits = task(model, batch)
-            labels = batch["labels"]; real = labels != IGNORE_INDEX
+            labels = batch["labels"]
+            real = labels != IGNORE_INDEX
             totals += torch.stack([token_loss(logits, labels, "sum").double(),
                                    (logits.argmax(-1) == labels)[real].sum().double(), real.sum().double()])
-    finally: model.train(was_training)
     if world_size > 1: dist.all_reduce(totals)
     loss_sum, correct, n = totals.tolist()
     if n == 0: raise ValueError("the evaluation data has no labelled position")
     return {"loss": loss_sum / n, "perplexity": perplexity(loss_sum / n), "accuracy": correct / n, "tokens": int(n)}
 
-# %% ../nbs/10_training.ipynb #7f8961bb
+# %% ../nbs/10_training.ipynb #e7eee92d
 class Trainer:
-    "Trains any llmbook model (or any module with a task function) with AdamW, warmup+cosine, clipping, accumulation, mixed precision, checkpoints and DDP."
+    "Trains any llmbook model with AdamW, warmup+cosine, clipping, accumulation, bf16, checkpoints and DDP."
     def __init__(self, model: nn.Module, # the model to train (moved to `device`)
                  train_data, # a dataset: `len(train_data)` and `train_data[i]`
                  config: TrainConfig | None = None, # the settings (default `TrainConfig()`)
                  *,
                  valid_data=None, # evaluated every `eval_every` steps and at the end
-                 task=None, # "next-token", "masked-lm", "seq2seq", a function (model, batch) -> logits, or None (from the model)
+                 task=None, # the objective: a name in `OBJECTIVES`, a function, or None (by `model.family`)
                  collate=collate, # a list of examples -> a batch dict with `labels`
-                 valid_collate=None, # the same for `valid_data` (None: `collate`), e.g. masks fixed once for all evaluations
+                 valid_collate=None, # the same for `valid_data` (None: `collate`)
                  out: str | os.PathLike | None = None, # folder for checkpoints (None: no checkpoints)
-                 resume: bool | str | os.PathLike = False, # True: continue from the latest checkpoint in `out`, if any; a path: from that one
+                 resume: bool | str | os.PathLike = False, # True: from the latest checkpoint in `out`; or a path
                  callbacks=(), # extra `Callback`s
-                 device: str | torch.device | None = None, # None: the process's device (`get_device`, or its GPU under torchrun)
+                 device: str | torch.device | None = None, # None: `process_device()`
                  progress: bool = True, # a progress bar (rank 0 only)
                  plot: bool | str = "auto", # a live loss plot: "auto" = in a Jupyter notebook
                  **overrides, # `TrainConfig` fields, e.g. `lr=1e-3, max_steps=200`
                 ):
-        self.config = c = _config_with(config, overrides)
-        self.device = setup_distributed()  # joins torchrun's process group, if there is one: then this rank's GPU
-        if device is not None:
-            asked = get_device(device)
-            if not (asked.type == self.device.type and asked.index is None): self.device = asked  # "cuda" keeps cuda:LOCAL_RANK
-        self.rank, self.world_size = world()
-        self.model = model.to(self.device)
-        self.train_data, self.valid_data, self.collate = train_data, valid_data, collate
-        self.valid_collate = valid_collate or collate
-        self.task = get_task(task, model)
-        self.stream = BatchStream(len(train_data), c.batch_size, c.accumulate, self.world_size, self.rank, c.seed, c.shuffle)
-        self._check_context(train_data, "training")
-        if valid_data is not None: self._check_context(valid_data, "validation")
-        self.optimizer = make_optimizer(self.model, c.lr, c.weight_decay, c.betas, c.eps)
-        self.schedule = c.schedule()
-        self.dtype = self._precision(c.precision)
-        if self.device.type == "cuda": torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        self.step, self.history, self.evals, self.elapsed = 0, [], [], 0.0
-        self.should_stop, self.last_checkpoint = False, None
-        self.out = Path(out) if out is not None else None
-        if self.out is not None: self._prepare_out(resume)
-        elif resume: raise ValueError("resume needs an output folder: pass out=")
-        fwd = torch.compile(self.model) if c.compile else self.model
-        if self.world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            fwd = DDP(fwd, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.train_model = fwd  # what the training step calls (compiled and/or DDP-wrapped)
-        cbs = [EvalCallback()] if valid_data is not None else []
-        if self.out is not None: cbs.append(CheckpointCallback())
-        if progress: cbs.append(ProgressCallback())
-        if plot == "auto" and _in_notebook() or plot is True: cbs.append(LivePlot())
-        self.callbacks = sorted([*cbs, *callbacks], key=lambda cb: cb.order)
+        self.config = _config_with(config, overrides)
+        self._place(model, device)
+        self.task = get_objective(task, model)
+        self._set_data(train_data, valid_data, collate, valid_collate)
+        self._make_optimizer()
+        self.dtype = self._precision(self.config.precision)
+        self._start_history()
+        self._open_output(out, resume)
+        self._wrap_model()
+        self._add_callbacks(callbacks, progress, plot)
 
     @property
     def is_main(self) -> bool: return self.rank == 0
-
-    def _precision(self, precision: str):
-        if precision == "fp32": return None
-        if precision == "bf16":
-            if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-                raise ValueError(f"precision='bf16' was asked for but {torch.cuda.get_device_name(self.device)} has no bfloat16")
-            return torch.bfloat16
-        return torch.bfloat16 if autocast_dtype(self.device) == torch.bfloat16 else None  # "auto"
-
-    def _check_context(self, data, what: str):
-        "Refuse sequences longer than the model's context before any training happens."
-        ctx = getattr(getattr(self.model, "config", None), "max_seq_len", None)
-        if ctx is None or len(data) == 0: return
-        collate_fn = self.collate if what == "training" else self.valid_collate
-        g = getattr(collate_fn, "generator", None)
-        state = g.get_state() if isinstance(g, torch.Generator) else None
-        with torch.random.fork_rng(devices=[]):  # a random collator (masking) must not consume random numbers here
-            batch = collate_fn([data[0]])
-        if state is not None: g.set_state(state)
-        for key in ("input_ids", "decoder_input_ids"):
-            if key in batch and batch[key].shape[-1] > ctx:
-                raise ValueError(f"the {what} data has sequences of {batch[key].shape[-1]} tokens ({key}) but the model's "
-                                 f"context is {ctx} (max_seq_len): use a block_size of at most {ctx}")
 
     def callback(self, event: str):
         "Call `event` on every callback, in order."
         for cb in self.callbacks: getattr(cb, event)(self)
 
-    def fit(self, steps: int | None = None # train this many more steps (None: until `max_steps`)
-           ) -> list[dict]:
-        "Train; returns the history (one row per step)."
-        self.end_step = self.config.max_steps if steps is None else self.step + steps
-        self.should_stop = False
-        try:
-            self.callback("before_fit")
-            while self.step < self.end_step and not self.should_stop:
-                self.train_step()
-                self.callback("after_step")
-            self.callback("after_fit")
-        finally:
-            self.callback("cleanup")
-        return self.history
+# %% ../nbs/10_training.ipynb #92134a47
+@patch
+def _place(self: Trainer, model: nn.Module, device):
+    "Find this process's rank and device, and move the model there."
+    _check_joined()  # several torchrun processes: `setup_distributed()` must have run
+    self.device = process_device()
+    if device is not None:
+        asked = get_device(device)
+        if not (asked.type == self.device.type and asked.index is None):  # "cuda" keeps cuda:LOCAL_RANK
+            self.device = asked
+    self.rank, self.world_size = world()
+    self.model = model.to(self.device)
 
-    def train_step(self):
-        "One optimizer step (with accumulation over micro-batches)."
-        t0, model, c = time.perf_counter(), self.train_model, self.config
-        model.train()
-        lr = self.schedule(self.step)
-        for group in self.optimizer.param_groups: group["lr"] = lr
-        micro = [_to(self.collate([self.train_data[i] for i in idx]), self.device) for idx in self.stream.next_step()]
-        n_labels = sum((b["labels"] != IGNORE_INDEX).sum() for b in micro).double()
-        if self.world_size > 1: dist.all_reduce(n_labels)  # labels of the whole global step
-        if n_labels.item() == 0: raise ValueError(f"step {self.step + 1} has no labelled position: every label is IGNORE_INDEX")
-        scale = (self.world_size / n_labels).float()  # DDP averages gradients over processes; this makes it the global mean
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        for i, batch in enumerate(micro):
-            sync_now = self.world_size == 1 or i == len(micro) - 1
-            with (nullcontext() if sync_now else model.no_sync()):
-                with _autocast(self.device, self.dtype):
-                    loss = token_loss(self.task(model, batch), batch["labels"], "sum")
-                (loss * scale).backward()
-            loss_sum += loss.detach().double()
-        if self.world_size > 1: dist.all_reduce(loss_sum)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm or math.inf)
-        loss_value, norm_value = (loss_sum / n_labels).item(), grad_norm.item()
-        if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
-            self.optimizer.zero_grad(set_to_none=True)
-            what = f"the loss is {loss_value}" if not math.isfinite(loss_value) else f"the gradient norm is {norm_value}"
-            kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was written")
-            raise TrainingDiverged(f"{what} at step {self.step + 1}: training stopped before the update; {kept}. "
-                                   f"Try a lower lr (now {lr:.3g}), more warmup, or gradient clipping")
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        self.elapsed += time.perf_counter() - t0
-        tokens = sum(b["input_ids"].numel() for b in micro) * self.world_size
-        self.history.append({"step": self.step, "loss": loss_value, "lr": lr, "grad_norm": norm_value,
-                             "tokens": (self.history[-1]["tokens"] if self.history else 0) + tokens, "time": self.elapsed})
+@patch
+def _precision(self: Trainer, precision: str):
+    "The autocast dtype of `precision` on this device (None: float32)."
+    if precision == "fp32": return None
+    if precision == "bf16":
+        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"precision='bf16' was asked for but {torch.cuda.get_device_name(self.device)} "
+                             f"has no bfloat16")
+        return torch.bfloat16
+    return torch.bfloat16 if autocast_dtype(self.device) == torch.bfloat16 else None  # "auto"
 
-    def evaluate(self) -> dict:
-        "Evaluate on the validation data now; appends to `evals`."
-        if self.valid_data is None: raise ValueError("this trainer has no valid_data")
-        c = self.config
-        result = {"step": self.step, **evaluate(self.model, self.valid_data, self.task, self.valid_collate,
-                                                c.batch_size, c.eval_batches, self.dtype)}
-        self.evals.append(result)
-        self.callback("after_eval")
-        return result
+# %% ../nbs/10_training.ipynb #8a1e2bc0
+@patch
+def _set_data(self: Trainer, train_data, valid_data, collate, valid_collate):
+    "Keep the datasets and collate functions, plan the batches, check the sequence lengths."
+    self.train_data = train_data
+    self.valid_data = valid_data
+    self.collate = collate
+    self.valid_collate = valid_collate or collate
+    c = self.config
+    self.stream = BatchStream(len(train_data), c.batch_size, c.accumulate, self.world_size, self.rank,
+                              c.seed, c.shuffle)
+    self._check_context(train_data, "training")
+    if valid_data is not None: self._check_context(valid_data, "validation")
+
+@patch
+def _check_context(self: Trainer, data, what: str):
+    "Refuse sequences longer than the model's context before any training happens."
+    ctx = getattr(getattr(self.model, "config", None), "max_seq_len", None)
+    if ctx is None or len(data) == 0: return
+    collate_fn = self.collate if what == "training" else self.valid_collate
+    g = getattr(collate_fn, "generator", None)
+    state = g.get_state() if isinstance(g, torch.Generator) else None
+    with torch.random.fork_rng(devices=[]):  # a random collator (masking) must not consume random numbers here
+        batch = collate_fn([data[0]])
+    if state is not None: g.set_state(state)
+    for key in ("input_ids", "decoder_input_ids"):
+        if key in batch and batch[key].shape[-1] > ctx:
+            raise ValueError(f"the {what} data has sequences of {batch[key].shape[-1]} tokens ({key}) but the "
+                             f"model's context is {ctx} (max_seq_len): use a block_size of at most {ctx}")
+
+# %% ../nbs/10_training.ipynb #ca67b1d7
+@patch
+def _make_optimizer(self: Trainer):
+    "AdamW with weight-decay groups, and the learning-rate schedule."
+    c = self.config
+    self.optimizer = make_optimizer(self.model, c.lr, c.weight_decay, c.betas, c.eps)
+    self.schedule = c.schedule()
+
+@patch
+def _start_history(self: Trainer):
+    "Step 0: nothing trained, recorded or saved yet."
+    self.step = 0
+    self.history = []  # one row per step
+    self.evals = []  # one row per evaluation
+    self.elapsed = 0.0  # seconds spent in training steps
+    self.should_stop = False  # a callback sets it to end `fit`
+    self.last_checkpoint = None
+
+# %% ../nbs/10_training.ipynb #ec734e66
+@patch
+def _open_output(self: Trainer, out, resume):
+    "Check the output folder, and resume from it when asked."
+    self.out = Path(out) if out is not None else None
+    if self.out is not None: self._prepare_out(resume)
+    elif resume: raise ValueError("resume needs an output folder: pass out=")
+
+@patch
+def _wrap_model(self: Trainer):
+    "What the training step calls: the model, compiled and/or wrapped in DDP."
+    model = torch.compile(self.model) if self.config.compile else self.model
+    if self.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+    self.train_model = model
+
+@patch
+def _add_callbacks(self: Trainer, callbacks, progress: bool, plot):
+    "The built-in callbacks this run needs, and the user's, sorted by `order`."
+    cbs = [EvalCallback()] if self.valid_data is not None else []
+    if self.out is not None: cbs.append(CheckpointCallback())
+    if progress: cbs.append(ProgressCallback())
+    if plot is True or (plot == "auto" and _in_notebook()): cbs.append(LivePlot())
+    self.callbacks = sorted([*cbs, *callbacks], key=lambda cb: cb.order)
+
+# %% ../nbs/10_training.ipynb #19fccb58
+@patch
+def fit(self: Trainer,
+        steps: int | None = None, # train this many more steps (None: until `max_steps`)
+       ) -> list[dict]:
+    "Train; returns the history (one row per step)."
+    self.end_step = self.config.max_steps if steps is None else self.step + steps
+    self.should_stop = False
+    try:
+        self.callback("before_fit")
+        while self.step < self.end_step and not self.should_stop:
+            self.train_step()
+            self.callback("after_step")
+        self.callback("after_fit")
+    finally:
+        self.callback("cleanup")
+    return self.history
+
+# %% ../nbs/10_training.ipynb #e90b5a26
+@patch
+def _micro_batches(self: Trainer) -> tuple[list[dict], torch.Tensor]:
+    "This process's micro-batches for the next step, on its device, and the labels of the whole global step."
+    micro = [_to(self.collate([self.train_data[i] for i in idx]), self.device) for idx in self.stream.next_step()]
+    n_labels = sum((b["labels"] != IGNORE_INDEX).sum() for b in micro).double()
+    if self.world_size > 1: dist.all_reduce(n_labels)  # labels of the whole global step
+    if n_labels.item() == 0:
+        raise ValueError(f"step {self.step + 1} has no labelled position: every label is IGNORE_INDEX")
+    return micro, n_labels
+
+@patch
+def _backward(self: Trainer, micro: list[dict], n_labels: torch.Tensor) -> torch.Tensor:
+    "Backpropagate every micro-batch: the gradients add up to the global mean's. Returns the summed loss."
+    model = self.train_model
+    scale = (self.world_size / n_labels).float()  # DDP averages over processes; this makes it the global mean
+    loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+    for i, batch in enumerate(micro):
+        sync_now = self.world_size == 1 or i == len(micro) - 1
+        with (nullcontext() if sync_now else model.no_sync()):
+            with _autocast(self.device, self.dtype):
+                loss = token_loss(self.task(model, batch), batch["labels"], "sum")
+            (loss * scale).backward()
+        loss_sum += loss.detach().double()
+    if self.world_size > 1: dist.all_reduce(loss_sum)
+    return loss_sum
+
+# %% ../nbs/10_training.ipynb #218fab7d
+@patch
+def _check_finite(self: Trainer, loss: float, grad_norm: float, lr: float):
+    "Stop with `TrainingDiverged`, before the update, if the loss or the gradient norm is not finite."
+    if math.isfinite(loss) and math.isfinite(grad_norm): return
+    self.optimizer.zero_grad(set_to_none=True)
+    what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {grad_norm}"
+    if self.last_checkpoint: kept = f"the last good checkpoint is {self.last_checkpoint}"
+    else: kept = "no checkpoint was written"
+    raise TrainingDiverged(f"{what} at step {self.step + 1}: training stopped before the update; {kept}. "
+                           f"Try a lower lr (now {lr:.3g}), more warmup, or gradient clipping")
+
+@patch
+def train_step(self: Trainer):
+    "One optimizer step (with accumulation over micro-batches)."
+    t0 = time.perf_counter()
+    self.train_model.train()
+    lr = self.schedule(self.step)
+    for group in self.optimizer.param_groups: group["lr"] = lr
+    micro, n_labels = self._micro_batches()
+    loss_sum = self._backward(micro, n_labels)
+    max_norm = self.config.max_grad_norm or math.inf
+    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item()
+    loss = (loss_sum / n_labels).item()
+    self._check_finite(loss, grad_norm, lr)
+    self.optimizer.step()
+    self.optimizer.zero_grad(set_to_none=True)
+    self.step += 1
+    self.elapsed += time.perf_counter() - t0
+    seen = self.history[-1]["tokens"] if self.history else 0
+    tokens = sum(b["input_ids"].numel() for b in micro) * self.world_size
+    self.history.append({"step": self.step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                         "tokens": seen + tokens, "time": self.elapsed})
+
+# %% ../nbs/10_training.ipynb #b79e1af2
+@patch
+def evaluate(self: Trainer) -> dict:
+    "Evaluate on the validation data now; appends to `evals`."
+    if self.valid_data is None: raise ValueError("this trainer has no valid_data")
+    c = self.config
+    scores = evaluate(self.model, self.valid_data, self.task, self.valid_collate,  # the function above
+                      c.batch_size, c.eval_batches, self.dtype)
+    result = {"step": self.step, **scores}
+    self.evals.append(result)
+    self.callback("after_eval")
+    return result
 
 # %% ../nbs/10_training.ipynb #6a5137b8
 class EvalCallback(Callback):
@@ -453,6 +581,7 @@ class CheckpointCallback(Callback):
         if t.config.save_every and t.step % t.config.save_every == 0: t.save_checkpoint()
     def after_fit(self, t): t.save_checkpoint()
 
+# %% ../nbs/10_training.ipynb #df21d527
 def _in_notebook() -> bool:
     try:
         from IPython import get_ipython
@@ -460,7 +589,7 @@ def _in_notebook() -> bool:
     except ImportError: return False
 
 class ProgressCallback(Callback):
-    "A tqdm progress bar with the loss, on rank 0: text in a terminal; in Jupyter a widget that ends as a line of text."
+    "A tqdm progress bar with the loss on rank 0: text in a terminal; in Jupyter a widget that ends as text."
     order = 30
     def before_fit(self, t):
         self.bar = self.handle = None
@@ -477,10 +606,12 @@ class ProgressCallback(Callback):
     def after_step(self, t):
         if self.bar is None: return
         row = t.history[-1]
-        post = {"loss": f"{row['loss']:.3f}", "lr": f"{row['lr']:.2e}", "tok/s": f"{row['tokens'] / max(row['time'], 1e-9):,.0f}"}
+        speed = row["tokens"] / max(row["time"], 1e-9)
+        post = {"loss": f"{row['loss']:.3f}", "lr": f"{row['lr']:.2e}", "tok/s": f"{speed:,.0f}"}
         if t.evals: post["valid"] = f"{t.evals[-1]['loss']:.3f}"
         if self.bar.total != t.end_step: self.bar.total = t.end_step  # a callback may change the length of the run
-        self.bar.set_postfix(post, refresh=False); self.bar.update(1)
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.update(1)
     def cleanup(self, t):
         if getattr(self, "bar", None) is None: return
         final = str(self.bar)
@@ -510,31 +641,42 @@ def plot_history(history: list[dict], # `Trainer.history`
     ax.plot(steps, losses, color="C0", alpha=0.25, lw=1)
     ax.plot(steps, smooth(losses), color="C0", label="train")
     if evals: ax.plot([e["step"] for e in evals], [e["loss"] for e in evals], "o-", color="C1", label="valid")
-    ax.set_xlabel("step"); ax.set_ylabel("loss"); ax.legend(); ax.grid(alpha=0.3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
     if title: ax.set_title(title)
     return ax
 
+# %% ../nbs/10_training.ipynb #99aca67b
 class LivePlot(Callback):
     "Redraws `plot_history` in the notebook output while training (at most every `every` seconds)."
     order = 40
-    def __init__(self, every: float = 2.0): self.every, self.handle = every, None
+    def __init__(self, every: float = 2.0):
+        self.every = every
+        self.handle = None
     def _image(self, t):
         from matplotlib.figure import Figure
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from IPython.display import Image
-        fig = Figure(figsize=(7, 3.5)); FigureCanvasAgg(fig)
+        fig = Figure(figsize=(7, 3.5))
+        FigureCanvasAgg(fig)
         last = t.history[-1] if t.history else None
         title = f"step {t.step}/{t.end_step}" + (f", loss {last['loss']:.3f}" if last else "")
         plot_history(t.history, t.evals, ax=fig.add_subplot(), title=title)
-        fig.tight_layout(); buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=80)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
         return Image(buf.getvalue())
     def before_fit(self, t):
         if not t.is_main: return
         from IPython.display import display
-        self.handle, self.last = display(self._image(t), display_id=True), time.monotonic()
+        self.handle = display(self._image(t), display_id=True)
+        self.last = time.monotonic()
     def _update(self, t, force=False):
         if self.handle is not None and t.history and (force or time.monotonic() - self.last > self.every):
-            self.handle.update(self._image(t)); self.last = time.monotonic()
+            self.handle.update(self._image(t))
+            self.last = time.monotonic()
     def after_step(self, t): self._update(t)
     def after_eval(self, t): self._update(t)
     def after_fit(self, t): self._update(t, force=True)
@@ -573,7 +715,8 @@ def _rng_state(collate) -> tuple[dict, dict]:
     return tensors, {"python": [v, list(ints), gauss], "numpy": [name, keys.tolist(), pos, has_gauss, cached]}
 
 def _set_rng_state(tensors: dict, values: dict, collate):
-    v, ints, gauss = values["python"]; random.setstate((v, tuple(ints), gauss))
+    v, ints, gauss = values["python"]
+    random.setstate((v, tuple(ints), gauss))
     name, keys, pos, has_gauss, cached = values["numpy"]
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(tensors["torch"])
@@ -585,53 +728,106 @@ def _set_rng_state(tensors: dict, values: dict, collate):
 # %% ../nbs/10_training.ipynb #f690034a
 def _model_meta(model: nn.Module) -> dict:
     config = getattr(model, "config", None)
-    return {"model": type(model).__name__, "config": config.to_dict() if hasattr(config, "to_dict") else None}
+    return {"model": type(model).__name__, "family": getattr(model, "family", None),
+            "config": config.to_dict() if hasattr(config, "to_dict") else None}
 
 def _save_model(model: nn.Module, folder: Path):
     from llmbook import hub
     from safetensors.torch import save_model
-    if type(model).__name__ in hub.MODELS: hub.save(model, folder)  # `hub.load(folder)` opens it
-    else:
-        save_model(model, str(folder / "model.safetensors"))
-        (folder / "config.json").write_text(json.dumps({"format": "llmbook", "version": None, **_model_meta(model)}, indent=2))
+    if getattr(model, "family", None) is not None:  # an llmbook model: `hub.load(folder)` opens it
+        hub.save(model, folder)
+        return
+    save_model(model, str(folder / "model.safetensors"))
+    meta = {"format": "llmbook", "version": None, **_model_meta(model)}
+    (folder / "config.json").write_text(json.dumps(meta, indent=2))
 
 _RUNTIME_FIELDS = {"dropout", "backend"}  # may change between runs: they do not change the weights
 
+def _filled(config: dict | None) -> dict:
+    "A model config with its defaults filled in (older checkpoints stored `head_dim: null` and the like)."
+    if not config: return {}
+    from llmbook.blocks import TransformerConfig
+    try: return TransformerConfig.from_dict(config).to_dict()
+    except (TypeError, ValueError): return config  # not a TransformerConfig: compare as written
+
 def _differences(saved: dict, current: dict) -> list[str]:
     "'field: saved -> current' for every field that differs between two model descriptions."
-    if saved.get("model") != current.get("model"): return [f"model class: {saved.get('model')} -> {current.get('model')}"]
-    a, b = saved.get("config") or {}, current.get("config") or {}
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted((set(a) | set(b)) - _RUNTIME_FIELDS) if a.get(k) != b.get(k)]
+    if saved.get("family") is not None and saved["family"] != current.get("family"):
+        return [f"model family: {saved['family']} -> {current.get('family')}"]
+    if saved.get("model") != current.get("model"):  # also what older checkpoints (without a family) compare
+        return [f"model class: {saved.get('model')} -> {current.get('model')}"]
+    a, b = _filled(saved.get("config")), _filled(current.get("config"))
+    keys = sorted((set(a) | set(b)) - _RUNTIME_FIELDS)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
 
 def read_checkpoint(path: str | os.PathLike, # a checkpoint folder (`checkpoint-*`)
                     verify: bool = True, # check the SHA-256 of every file
                    ) -> dict:
-    "The JSON part of a checkpoint (`step`, `history`, `config`, ...), with its files verified; clear errors for a corrupt one."
+    "The JSON part of a checkpoint (`step`, `history`, `config`, ...), its files verified; clear errors if corrupt."
     path = Path(path)
     if not (path / "trainer.json").is_file():
         raise FileNotFoundError(f"{path} is not a training checkpoint: it has no trainer.json")
     try: meta = json.loads((path / "trainer.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path}/trainer.json is corrupt: {e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}/trainer.json is corrupt: {e}") from None
     if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"{path} has format {meta.get('format')!r} version {meta.get('version')!r}; "
                          f"this llmbook reads {CHECKPOINT_FORMAT!r} version {CHECKPOINT_VERSION}")
     for name, digest in meta.get("files", {}).items():
         if not (path / name).is_file(): raise ValueError(f"checkpoint {path} is incomplete: {name} is missing")
         if verify and _sha256(path / name) != digest:
-            raise ValueError(f"checkpoint {path} is corrupt: {name} does not match the SHA-256 recorded when it was "
-                             f"saved (the file was truncated or changed); resume from an earlier checkpoint")
+            raise ValueError(f"checkpoint {path} is corrupt: {name} does not match the SHA-256 recorded when it "
+                             f"was saved (the file was truncated or changed); resume from an earlier checkpoint")
     return meta
 
 # %% ../nbs/10_training.ipynb #02bcee39
-def _save_checkpoint(self: Trainer) -> Path | None:
-    "Write a checkpoint of the current step into `out` (rank 0 writes; every rank must call it)."
+def _optimizer_tensors(optimizer) -> tuple[dict, dict, list[dict]]:
+    "AdamW's state by parameter name: tensors, scalars, and the param groups (names, no ids)."
+    opt = optimizer.state_dict()
+    names = [n for g in opt["param_groups"] for n in g["param_names"]]
+    tensors, scalars = {}, {}
+    for i, state in opt["state"].items():
+        for k, v in state.items():
+            if torch.is_tensor(v): tensors[f"optimizer/{names[i]}/{k}"] = v.detach().contiguous().cpu()
+            else: scalars[f"{names[i]}/{k}"] = v
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]]
+    return tensors, scalars, groups
+
+@patch
+def _gather_rng(self: Trainer) -> list[tuple[dict, dict]]:
+    "Every process's random generators, in rank order (every rank must call it)."
+    mine = _rng_state(self.collate)
+    if self.world_size == 1: return [mine]
+    gathered = [None] * self.world_size
+    dist.all_gather_object(gathered, mine)
+    return gathered
+
+@patch
+def _write_checkpoint(self: Trainer, folder: Path, gathered: list):
+    "Write the model, `trainer.safetensors` and `trainer.json` (with each file's SHA-256) into `folder`."
     from safetensors.torch import save_file
+    _save_model(self.model, folder)
+    tensors, scalars, groups = _optimizer_tensors(self.optimizer)
+    for r, (rng_tensors, _) in enumerate(gathered):
+        tensors.update({f"rng/{r}/{k}": v.cpu() for k, v in rng_tensors.items()})
+    for key in ("loss", "lr", "grad_norm", "tokens", "time"):
+        tensors[f"history/{key}"] = torch.tensor([row[key] for row in self.history], dtype=torch.float64)
+    save_file(tensors, str(folder / "trainer.safetensors"))
+    files = sorted(p.name for p in folder.iterdir())
+    meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "step": self.step,
+            **_model_meta(self.model), "train_config": self.config.to_dict(),
+            "schedule": asdict(self.schedule), "data": self.stream.state_dict(), "world_size": self.world_size,
+            "optimizer": {"param_groups": groups, "scalars": scalars},
+            "rng": [values for _, values in gathered], "elapsed": self.elapsed, "evals": self.evals,
+            "files": {name: _sha256(folder / name) for name in files}}
+    (folder / "trainer.json").write_text(json.dumps(meta, indent=1))
+
+# %% ../nbs/10_training.ipynb #26dbea67
+@patch
+def save_checkpoint(self: Trainer) -> Path | None:
+    "Write a checkpoint of the current step into `out` (rank 0 writes; every rank must call it)."
     if self.out is None: raise ValueError("this trainer has no output folder (out=None)")
-    rng_tensors, rng_values = _rng_state(self.collate)
-    if self.world_size > 1:  # every process's random state goes into the checkpoint
-        gathered = [None] * self.world_size
-        dist.all_gather_object(gathered, (rng_tensors, rng_values))
-    else: gathered = [(rng_tensors, rng_values)]
+    gathered = self._gather_rng()  # every process's random state goes into the checkpoint
     final = self.out / f"checkpoint-{self.step:07d}"
     if final.exists() and final != self.last_checkpoint:  # never replace another run's checkpoint
         raise FileExistsError(f"{final} exists but was not written by this run: the output folder mixes two runs")
@@ -639,75 +835,111 @@ def _save_checkpoint(self: Trainer) -> Path | None:
         self.out.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.out, prefix=".tmp-checkpoint-"))
         try:
-            _save_model(self.model, tmp)
-            opt = self.optimizer.state_dict()
-            names = [n for g in opt["param_groups"] for n in g["param_names"]]
-            tensors, scalars = {}, {}
-            for i, state in opt["state"].items():
-                for k, v in state.items():
-                    if torch.is_tensor(v): tensors[f"optimizer/{names[i]}/{k}"] = v.detach().contiguous().cpu()
-                    else: scalars[f"{names[i]}/{k}"] = v
-            for r, (ts, _) in enumerate(gathered):
-                tensors.update({f"rng/{r}/{k}": v.cpu() for k, v in ts.items()})
-            for key in ("loss", "lr", "grad_norm", "tokens", "time"):
-                tensors[f"history/{key}"] = torch.tensor([row[key] for row in self.history], dtype=torch.float64)
-            save_file(tensors, str(tmp / "trainer.safetensors"))
-            files = sorted(p.name for p in tmp.iterdir())
-            meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "step": self.step,
-                    **_model_meta(self.model), "train_config": self.config.to_dict(),
-                    "schedule": asdict(self.schedule), "data": self.stream.state_dict(), "world_size": self.world_size,
-                    "optimizer": {"param_groups": [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]],
-                                  "scalars": scalars},
-                    "rng": [values for _, values in gathered], "elapsed": self.elapsed, "evals": self.evals,
-                    "files": {name: _sha256(tmp / name) for name in files}}
-            (tmp / "trainer.json").write_text(json.dumps(meta, indent=1))
+            self._write_checkpoint(tmp, gathered)
             for p in tmp.iterdir(): _fsync(p)
             os.replace(tmp, final)  # atomic: `final` appears complete, or not at all
             _fsync(self.out)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True); raise
-        for old in checkpoints(self.out)[:-self.config.keep]: shutil.rmtree(old)  # only once the new one is in place
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for old in checkpoints(self.out)[:-self.config.keep]: shutil.rmtree(old)  # once the new one is in place
     if self.world_size > 1: dist.barrier()  # nobody goes on (or reads it) before it is written
     self.last_checkpoint = final
     return final
 
-def _load_checkpoint(self: Trainer, path: str | os.PathLike):
+# %% ../nbs/10_training.ipynb #8161cd7b
+def _upgrade_optimizer_names(family: str | None, meta: dict, tensors: dict) -> tuple[dict, dict]:
+    "Rename the parameters of a checkpoint written before the families shared one `Stack` (see `hub.upgrade_names`)."
+    if family is None: return meta, tensors
+    from llmbook.hub import upgrade_names
+    up = lambda n: upgrade_names(family, n)
+    groups = [{**g, "param_names": [up(n) for n in g["param_names"]]} for g in meta["optimizer"]["param_groups"]]
+    scalars = {f"{up(k.rsplit('/', 1)[0])}/{k.rsplit('/', 1)[1]}": v for k, v in meta["optimizer"]["scalars"].items()}
+    meta = {**meta, "optimizer": {**meta["optimizer"], "param_groups": groups, "scalars": scalars}}
+    renamed = {}
+    for k, v in tensors.items():
+        if k.startswith("optimizer/"):
+            name, _, slot = k[len("optimizer/"):].rpartition("/")
+            k = f"optimizer/{up(name)}/{slot}"
+        renamed[k] = v
+    return meta, renamed
+
+@patch
+def _load_optimizer(self: Trainer, path: Path, meta: dict, tensors: dict):
+    "Restore AdamW's state, matched to the parameters by name."
+    names = [n for g in self.optimizer.state_dict()["param_groups"] for n in g["param_names"]]
+    meta, tensors = _upgrade_optimizer_names(getattr(self.model, "family", None), meta, tensors)
+    saved = {n for g in meta["optimizer"]["param_groups"] for n in g["param_names"]}
+    if saved != set(names):
+        raise ValueError(f"checkpoint {path}: the optimizer state covers other parameters "
+                         f"(missing: {sorted(set(names) - saved)[:3]}, extra: {sorted(saved - set(names))[:3]})")
+    scalars = meta["optimizer"]["scalars"]
+    state = {}
+    for i, n in enumerate(names):
+        s = {k.rsplit("/", 1)[1]: v for k, v in tensors.items() if k.startswith(f"optimizer/{n}/")}
+        s.update({k.rsplit("/", 1)[1]: v for k, v in scalars.items() if k.startswith(f"{n}/")})
+        if s: state[i] = s
+    groups = []
+    for g in meta["optimizer"]["param_groups"]:
+        first = sum(len(done["params"]) for done in groups)
+        groups.append({**g, "betas": tuple(g["betas"]), "params": list(range(first, first + len(g["param_names"])))})
+    self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+@patch
+def _load_progress(self: Trainer, meta: dict, tensors: dict):
+    "Restore the step, the history, the data position and this process's random generators."
+    self.step = meta["step"]
+    self.elapsed = meta["elapsed"]
+    self.evals = meta["evals"]
+    cols = {k: tensors[f"history/{k}"].tolist() for k in ("loss", "lr", "grad_norm", "tokens", "time")}
+    self.history = [{"step": s + 1, **{k: (int(v[s]) if k == "tokens" else v[s]) for k, v in cols.items()}}
+                    for s in range(len(cols["loss"]))]
+    self.stream.load_state_dict(meta["data"])
+    r = self.rank if self.rank < len(meta["rng"]) else 0
+    rng_tensors = {k.split("/", 2)[2]: v for k, v in tensors.items() if k.startswith(f"rng/{r}/")}
+    _set_rng_state(rng_tensors, meta["rng"][r], self.collate)
+
+# %% ../nbs/10_training.ipynb #f8b4ca15
+_FREE_SETTINGS = ("max_steps", "eval_every", "save_every", "keep", "eval_batches")  # may change on resume
+
+@patch
+def load_checkpoint(self: Trainer, path: str | os.PathLike):
     "Restore the model, optimizer, step, history, data position and random generators from a checkpoint."
-    from safetensors.torch import load_file, load_model
+    from safetensors.torch import load_file
     path = Path(path)
     meta = read_checkpoint(path)
     diff = _differences(meta, _model_meta(self.model))
     if diff: raise ValueError(f"checkpoint {path} was written for a different model ({'; '.join(diff)}): "
                               f"build the same model, or choose another output folder")
-    changed = [f"{k}: {v!r} -> {getattr(self.config, k)!r}" for k, v in TrainConfig.from_dict(meta["train_config"]).to_dict().items()
-               if v != self.config.to_dict()[k] and k not in ("max_steps", "eval_every", "save_every", "keep", "eval_batches")]
-    if changed: warnings.warn(f"resuming {path} with different settings ({'; '.join(changed)}): the run will not "
-                              f"continue exactly as it would have")
-    try: load_model(self.model, str(path / "model.safetensors"), strict=True, device=str(self.device))
-    except RuntimeError as e: raise ValueError(f"checkpoint {path} does not fit this model: {e}") from None
+    now = self.config.to_dict()
+    changed = [f"{k}: {v!r} -> {getattr(self.config, k)!r}"
+               for k, v in TrainConfig.from_dict(meta["train_config"]).to_dict().items()
+               if v != now[k] and k not in _FREE_SETTINGS]
+    if changed: warnings.warn(f"resuming {path} with different settings ({'; '.join(changed)}): the run will "
+                              f"not continue exactly as it would have")
+    self._load_weights(path)
     tensors = load_file(str(path / "trainer.safetensors"))
-    names = [n for g in self.optimizer.state_dict()["param_groups"] for n in g["param_names"]]
-    saved = {n for g in meta["optimizer"]["param_groups"] for n in g["param_names"]}
-    if saved != set(names):
-        raise ValueError(f"checkpoint {path}: the optimizer state covers other parameters "
-                         f"(missing: {sorted(set(names) - saved)[:3]}, extra: {sorted(saved - set(names))[:3]})")
-    state = {}
-    for i, n in enumerate(names):
-        s = {k.rsplit("/", 1)[1]: v for k, v in tensors.items() if k.startswith(f"optimizer/{n}/")}
-        s.update({k.rsplit("/", 1)[1]: v for k, v in meta["optimizer"]["scalars"].items() if k.startswith(f"{n}/")})
-        if s: state[i] = s
-    groups, i = [], 0
-    for g in meta["optimizer"]["param_groups"]:
-        groups.append({**g, "betas": tuple(g["betas"]), "params": list(range(i, i + len(g["param_names"])))}); i += len(g["param_names"])
-    self.optimizer.load_state_dict({"state": state, "param_groups": groups})
-    self.step, self.elapsed, self.evals = meta["step"], meta["elapsed"], meta["evals"]
-    cols = {k: tensors[f"history/{k}"].tolist() for k in ("loss", "lr", "grad_norm", "tokens", "time")}
-    self.history = [{"step": s + 1, **{k: (int(v[s]) if k == "tokens" else v[s]) for k, v in cols.items()}} for s in range(len(cols["loss"]))]
-    self.stream.load_state_dict(meta["data"])
-    r = self.rank if self.rank < len(meta["rng"]) else 0
-    _set_rng_state({k.split("/", 2)[2]: v for k, v in tensors.items() if k.startswith(f"rng/{r}/")}, meta["rng"][r], self.collate)
+    self._load_optimizer(path, meta, tensors)
+    self._load_progress(meta, tensors)
     self.last_checkpoint = path
 
+@patch
+def _load_weights(self: Trainer, path: Path):
+    "The model's weights from a checkpoint, strictly: names of checkpoints from before the shared `Stack` are upgraded."
+    from safetensors.torch import load_file
+    state = load_file(str(path / "model.safetensors"), device=str(self.device))
+    family = getattr(self.model, "family", None)
+    if family is not None:
+        from llmbook.hub import upgrade_names
+        state = {upgrade_names(family, k): v for k, v in state.items()}
+    missing, unexpected = self.model.load_state_dict(state, strict=False)
+    tied = getattr(getattr(self.model, "config", None), "tie_embeddings", False)
+    missing = [k for k in missing if not (tied and k == "head.weight")]  # a tied head is stored once
+    if missing or unexpected:
+        raise ValueError(f"checkpoint {path} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+# %% ../nbs/10_training.ipynb #f6f8bb91
+@patch
 def _prepare_out(self: Trainer, resume):
     "Check the output folder against this model and resume from it when asked."
     found = checkpoints(self.out)
@@ -716,21 +948,22 @@ def _prepare_out(self: Trainer, resume):
         try: other = json.loads(top.read_text())
         except json.JSONDecodeError: other = {}
         diff = _differences(other, _model_meta(self.model))
-        if diff: raise ValueError(f"the output folder {self.out} holds a different model ({'; '.join(diff[:4])}): choose another folder")
+        if diff: raise ValueError(f"the output folder {self.out} holds a different model ({'; '.join(diff[:4])}): "
+                                  f"choose another folder")
     if resume not in (True, False):
         path = Path(resume)
         newer = [p.name for p in found if p.parent.resolve() == path.parent.resolve() and p.name > path.name]
-        if newer: raise ValueError(f"{self.out} holds newer checkpoints ({', '.join(newer)}) than {path.name}: resuming from it "
-                                   f"would mix two runs; move the newer ones away, or resume into another folder")
-        self.load_checkpoint(path); return
+        if newer: raise ValueError(f"{self.out} holds newer checkpoints ({', '.join(newer)}) than {path.name}: "
+                                   f"resuming from it would mix two runs; move the newer ones away, or resume "
+                                   f"into another folder")
+        self.load_checkpoint(path)
+        return
     if not found: return
     if not resume:
         meta = read_checkpoint(found[-1], verify=False)
         diff = _differences(meta, _model_meta(self.model))
-        if diff: raise ValueError(f"the output folder {self.out} holds checkpoints of a different model ({'; '.join(diff[:4])}): "
-                                  f"choose another folder")
+        if diff: raise ValueError(f"the output folder {self.out} holds checkpoints of a different model "
+                                  f"({'; '.join(diff[:4])}): choose another folder")
         raise ValueError(f"the output folder {self.out} already holds checkpoints (up to step {meta['step']}): "
                          f"pass resume=True to continue that run, or choose another folder")
     self.load_checkpoint(found[-1])
-
-Trainer.save_checkpoint, Trainer.load_checkpoint, Trainer._prepare_out = _save_checkpoint, _load_checkpoint, _prepare_out

@@ -8,15 +8,14 @@ import datetime, functools, html, random
 import sacrebleu
 import torch
 from torch import nn
-from .data import synthetic_task, format_date, pad_sequences
-from .generation import generate
+from .data import synthetic_task, format_date
+from .generation import generate_text
 from .pretraining import seq2seq_data, TASK_SPLITS
 from .training import Trainer, Callback
 
 # %% auto #0
-__all__ = ['GERMAN_MONTHS', 'GERMAN_WEEKDAYS', 'PREFIXES', 'EVENTS', 'TASKS', 'german_date', 'translate_example',
-           'summarize_example', 'date_split', 'make_task', 'text_metrics', 'generate_texts', 'fine_tune',
-           'GenerationEval', 'TryIt']
+__all__ = ['GERMAN_MONTHS', 'GERMAN_WEEKDAYS', 'PREFIXES', 'EVENTS', 'JOBS', 'MAX_NEW_TOKENS', 'german_date', 'translate_example',
+           'summarize_example', 'date_split', 'make_task', 'text_metrics', 'fine_tune', 'GenerationEval', 'TryIt']
 
 # %% ../nbs/16_translation.ipynb #3480e351
 GERMAN_MONTHS = ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
@@ -49,7 +48,8 @@ def summarize_example(d: datetime.date, rng: random.Random) -> tuple[str, str]:
     fact = rng.choice(_FACTS).format(event=event, date=format_date(d, rng.randrange(4)))
     return PREFIXES["summarize"] + rng.choice(_GREETINGS) + fact + rng.choice(_SIGN_OFFS), f"{event}: {d.isoformat()}"
 
-TASKS = {"translate": translate_example, "summarize": summarize_example}
+JOBS = {"translate": translate_example, "summarize": summarize_example}  # job name -> example maker
+MAX_NEW_TOKENS = 32 # the output limit when decoding: room for the longest target of either job
 
 # %% ../nbs/16_translation.ipynb #766ee0be
 @functools.lru_cache(maxsize=1)
@@ -58,20 +58,20 @@ def date_split() -> dict[str, tuple[datetime.date, ...]]:
     task = synthetic_task("dates", **TASK_SPLITS)
     return {split: tuple(datetime.date.fromisoformat(iso) for _, iso in pairs) for split, pairs in task.items()}
 
-def make_task(name: str, # a key of `TASKS`: "translate" or "summarize"
+def make_task(name: str, # a key of `JOBS`: "translate" or "summarize"
               n_train: int = 250, # examples per split, each on a different day
               n_valid: int = 100,
               n_test: int = 300,
               seed: int = 0, # the same seed gives the same examples
              ) -> dict[str, list[tuple[str, str]]]:
     "Train/valid/test lists of (source, target) pairs for a task, on disjoint days (so disjoint targets)."
-    if name not in TASKS: raise ValueError(f"unknown task {name!r}: expected one of {tuple(TASKS)}")
+    if name not in JOBS: raise ValueError(f"unknown task {name!r}: expected one of {tuple(JOBS)}")
     days, sizes = date_split(), {"train": n_train, "valid": n_valid, "test": n_test}
     for split, n in sizes.items():
         if not isinstance(n, int) or not 0 <= n <= len(days[split]):
             raise ValueError(f"n_{split} must be an int from 0 to {len(days[split])} (the days of the {split} split), got {n!r}")
     rng = random.Random(f"{name}-{seed}")  # a string seed is hashed the same way in every process
-    return {split: [TASKS[name](d, rng) for d in rng.sample(days[split], n)] for split, n in sizes.items()}
+    return {split: [JOBS[name](d, rng) for d in rng.sample(days[split], n)] for split, n in sizes.items()}
 
 # %% ../nbs/16_translation.ipynb #4ed45e01
 def text_metrics(hypotheses: list[str], # the system's outputs
@@ -88,43 +88,13 @@ def text_metrics(hypotheses: list[str], # the system's outputs
             "chrF": sacrebleu.corpus_chrf(hyps, [refs]).score,  # [refs]: one stream of references
             "BLEU": sacrebleu.corpus_bleu(hyps, [refs]).score}
 
-# %% ../nbs/16_translation.ipynb #bb9598e3
+# %% ../nbs/16_translation.ipynb #20131b4c
 def _check_lengths(seqs: list, limit: int, what: str):
     "Every sequence has 1 to `limit` tokens, or a ValueError names the first that does not."
     for i, ids in enumerate(seqs):
         if not 1 <= len(ids) <= limit:
             raise ValueError(f"{what} {i} has {len(ids)} tokens: the encoder-decoder takes 1 to {limit} (its max_seq_len)")
 
-@torch.no_grad()
-def generate_texts(model: nn.Module, # a `Seq2Seq`
-                   tokenizer, # with the special tokens <pad> and </s>
-                   sources: list[str], # texts to transform
-                   num_beams: int = 1, # 1: greedy search; more: beam search with this many beams
-                   max_new_tokens: int = 32, # output length limit, in tokens
-                   batch_size: int = 64, # sources per call to `generate`
-                   **settings, # other `generate` settings, e.g. length_penalty
-                  ) -> list[str]:
-    "The model's output text for each source (greedy or beam search), up to its </s>."
-    sp = tokenizer.special_tokens
-    missing = [s for s in ("<pad>", "</s>") if s not in sp]
-    if missing: raise ValueError(f"the tokenizer has no {missing}: use the tokenizer the model was trained with")
-    if isinstance(sources, str): raise TypeError("sources is a list of texts, not one string: wrap it as [text]")
-    ids = [tokenizer.encode(s) for s in sources]
-    _check_lengths(ids, model.config.max_seq_len, "source")
-    was_training, device, outs = model.training, next(model.parameters()).device, []
-    model.eval()
-    try:
-        for i in range(0, len(ids), batch_size):
-            x, mask = pad_sequences(ids[i:i + batch_size], sp["<pad>"])
-            out = generate(model, x.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                           num_beams=num_beams, eos_token_id=sp["</s>"], pad_token_id=sp["<pad>"], **settings)
-            for row in out[:, 1:].tolist():  # [:, 1:] drops the decoder's start token
-                if sp["</s>"] in row: row = row[:row.index(sp["</s>"])]
-                outs.append(tokenizer.decode([t for t in row if t != sp["<pad>"]]))
-    finally: model.train(was_training)
-    return outs
-
-# %% ../nbs/16_translation.ipynb #20131b4c
 def fine_tune(model: nn.Module, # a `Seq2Seq`, pretrained or not (trained in place)
               tokenizer, # the model's tokenizer, with <pad> and </s>
               train_pairs: list[tuple[str, str]], # (source, target) texts
@@ -151,19 +121,20 @@ class GenerationEval(Callback):
     def __init__(self, tokenizer, # the model's tokenizer
                  pairs: dict[str, list[tuple[str, str]]], # name -> (source, reference) pairs, e.g. each task's validation split
                  every: int, # steps between two evaluations
-                 **decode, # `generate_texts` settings, e.g. num_beams=4
+                 **decode, # `generate_text` settings, e.g. num_beams=4
                 ):
         if not pairs or any(len(p) == 0 for p in pairs.values()):
             raise ValueError(f"GenerationEval needs (source, reference) pairs for every name, got sizes {({k: len(v) for k, v in pairs.items()})}")
         if not isinstance(every, int) or every < 1: raise ValueError(f"every must be an int >= 1, got {every!r}")
-        self.tokenizer, self.pairs, self.every, self.decode, self.history = tokenizer, pairs, every, decode, []
+        self.tokenizer, self.pairs, self.every, self.history = tokenizer, pairs, every, []
+        self.decode = {"max_new_tokens": MAX_NEW_TOKENS, **decode}
 
     def record(self, t):
         "Decode and score now (once per step)."
         if self.history and self.history[-1]["step"] == t.step: return
         row = {"step": t.step}
         for name, pairs in self.pairs.items():
-            outs = generate_texts(t.model, self.tokenizer, [s for s, _ in pairs], **self.decode)
+            outs = generate_text(t.model, self.tokenizer, [s for s, _ in pairs], **self.decode)
             row[name] = text_metrics(outs, [r for _, r in pairs])
         self.history.append(row)
 
@@ -197,7 +168,9 @@ class TryIt:
         source = PREFIXES[self.task.value] + self.text.value
         self.greedy = self.beam = self.error = None
         try:
-            self.greedy, self.beam = (generate_texts(self.model, self.tokenizer, [source], num_beams=n)[0] for n in (1, self.num_beams))
+            self.greedy, self.beam = (generate_text(self.model, self.tokenizer, source, num_beams=n,
+                                                    max_new_tokens=MAX_NEW_TOKENS)
+                                      for n in (1, self.num_beams))
         except ValueError as e:
             self.error = str(e)
             self.result.value = f"<p style='color:#b00'>{html.escape(self.error)}</p>"

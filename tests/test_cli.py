@@ -63,7 +63,8 @@ def test_train_bad_input(tmp_path):
              (["--corpus", "wikipedia"], "unknown corpus 'wikipedia'"),
              (["--block-size", "256"], "sequences of 256 tokens (input_ids) but the model's context is 128"),
              (["--file", str(tmp_path / "small.txt"), "--batch-size", "512", "--block-size", "16"], "examples but one step needs 512"),
-             (["--file", str(tmp_path / "missing.txt")], "no such file")]
+             (["--file", str(tmp_path / "missing.txt")], "no such file"),
+             (["--model", "d_model"], "--model expects KEY=VALUE")]
     for args, message in cases:
         r = run("train", "--out", str(tmp_path / "out"), "--no-progress", *args)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

@@ -24,13 +24,16 @@ def _trainer(out, batch_size, accumulate, resume=False, dropout=0.0):
 
 def _losses(t): return [r["loss"] for r in t.history]
 
-def _worker(rank, world_size, tmp):
+def _worker(rank, world_size, tmp, port):
     torch.set_num_threads(1)
     tmp = Path(tmp)
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), LLMBOOK_DEVICE="cpu")
-    dist.init_process_group("gloo", init_method=f"file://{tmp / 'rendezvous'}", rank=rank, world_size=world_size)
+    # what torchrun puts in each process's environment
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), LLMBOOK_DEVICE="cpu",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    import llmbook.training as training
+    joined = training.setup_distributed()  # the explicit join a training script makes
     try:
-        import llmbook.training as training
+        assert joined == (rank, world_size, torch.device("cpu")), joined
         if rank != 0:  # any attempt of another rank to write a checkpoint fails the test
             def refuse(*a, **k): raise AssertionError(f"rank {rank} tried to write a checkpoint")
             training._save_model = refuse
@@ -44,10 +47,16 @@ def _worker(rank, world_size, tmp):
         result.update(straight=_losses(straight), resumed=_losses(second))
         (tmp / f"rank{rank}.json").write_text(json.dumps(result))
     finally:
-        dist.destroy_process_group()
+        training.cleanup_distributed()
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 def test_two_processes_match_one(tmp_path):
-    mp.spawn(_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path), _free_port()), nprocs=2, join=True)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
     assert r0["world"] == [0, 2] and r1["world"] == [1, 2]
     assert r0["losses"] == r1["losses"]  # every rank reports the global (all-reduced) loss
@@ -85,3 +94,12 @@ def test_torchrun_cli_matches_one_process(tmp_path):
     h2, h1 = (load_file(str(tmp_path / d / "checkpoint-0000004" / "trainer.safetensors")) for d in ("two", "one"))
     torch.testing.assert_close(h2["history/loss"], h1["history/loss"], rtol=1e-5, atol=1e-6)
     assert len(h2["history/loss"]) == 4
+
+def test_trainer_refuses_an_unjoined_torchrun_process(monkeypatch):
+    "Started by torchrun (WORLD_SIZE > 1) without `setup_distributed()`: an error naming it, not a silent solo run."
+    import pytest
+    from llmbook.training import Trainer
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LLMBOOK_DEVICE", "cpu")
+    with pytest.raises(RuntimeError, match=r"call llmbook\.training\.setup_distributed\(\) before building the Trainer"):
+        Trainer(torch.nn.Linear(2, 2), [(torch.zeros(2), torch.zeros(2))], task=lambda m, b: b, progress=False)

@@ -254,3 +254,60 @@ def test_save_load(tmp_path, tokenizers):
 def test_train_warns_when_text_runs_out():
     with pytest.warns(UserWarning, match="only allowed 0 merges"): tok = BPETokenizer.train("", 300)
     assert tok.vocab_size == 256
+
+# --- every mistake gets an error that names it (the chapter shows a few; here is the whole table) ---
+
+@pytest.fixture(scope="module")
+def small_tok(pydocs): return BPETokenizer.train(pydocs[:20_000], 300, special_tokens=["<|endoftext|>"])
+
+BAD_INPUT = [  # (what, call on the small tokenizer, error type, part of the message)
+    ("vocab below bytes + specials", lambda t: BPETokenizer.train("text", 256, special_tokens=["<|endoftext|>"]),
+     ValueError, "vocab_size=256 is below 256 byte tokens + 1 special tokens = 257"),
+    ("train on bytes", lambda t: BPETokenizer.train(b"bytes", 300), TypeError, "text must be a str, got bytes"),
+    ("encode None", lambda t: t.encode(None), TypeError, "text must be a str, got NoneType"),
+    ("lone surrogate", lambda t: t.encode("ok \udcff"), ValueError, "lone surrogate U+DCFF"),
+    ("id past the vocabulary", lambda t: t.decode([72, 300]), ValueError,
+     "id 300 at position 1 is outside the vocabulary (ids 0..299)"),
+    ("negative id", lambda t: t.decode([-1]), ValueError, "id -1 at position 0"),
+    ("float id", lambda t: t.decode([1.5]), TypeError, "ids must be ints"),
+    ("unknown trainer", lambda t: BPETokenizer.train("text", 300, trainer="magic"), ValueError,
+     "unknown trainer 'magic'"),
+    ("merge ids not from 256", lambda t: BPETokenizer({(97, 98): 300}), ValueError, "expected 256"),
+    ("merge of a later id", lambda t: BPETokenizer({(97, 256): 256}), ValueError, "two ids that exist before it"),
+    ("special token twice", lambda t: BPETokenizer({}, special_tokens=["<s>", "<s>"]), ValueError,
+     "'<s>' is given twice"),
+]
+
+@pytest.mark.parametrize("call, error, message", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_is_a_clear_error(small_tok, call, error, message):
+    with pytest.raises(error) as caught: call(small_tok)
+    assert message in str(caught.value)
+
+BAD_FILES = [  # (what, the file's text from the saved tokenizer's JSON `data` and text `raw`, part of the message)
+    ("not json", lambda data, raw: "{not json", "not JSON"),
+    ("another format", lambda data, raw: '{"format": "something"}', "not an llmbook BPE tokenizer file"),
+    ("another version", lambda data, raw: json.dumps({**data, "version": 2}),
+     "format version 2, but this llmbook reads version 1"),
+    ("a merge missing", lambda data, raw: json.dumps({**data, "merges": data["merges"][:-1]}),
+     "do not follow the merges"),
+    ("an id out of range", lambda data, raw: json.dumps({**data, "merges": [[97, 5000, "a?"]] + data["merges"][1:]}),
+     "corrupt"),
+    ("a wrong merge text", lambda data, raw: json.dumps({**data, "merges": [[*data["merges"][0][:2], "xx"]]
+                                                         + data["merges"][1:]}), "says it makes 'xx'"),
+    ("no pattern", lambda data, raw: json.dumps({k: v for k, v in data.items() if k != "pattern"}), "corrupt"),
+    ("cut in half", lambda data, raw: raw[:len(raw) // 2], "not JSON"),
+]
+
+@pytest.mark.parametrize("make, message", [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
+def test_bad_tokenizer_file_is_refused(tmp_path, small_tok, make, message):
+    raw = small_tok.save(tmp_path / "tok.json").read_text()
+    (tmp_path / "bad.json").write_text(make(json.loads(raw), raw))
+    with pytest.raises(ValueError) as caught: BPETokenizer.load(tmp_path / "bad.json")
+    assert message in str(caught.value)
+
+def test_saved_format_is_unchanged(tmp_path, small_tok):
+    "Files saved before the constants were renamed keep loading: the values are the same."
+    from llmbook.tokens import TOKENIZER_FORMAT, TOKENIZER_FORMAT_VERSION
+    assert (TOKENIZER_FORMAT, TOKENIZER_FORMAT_VERSION) == ("llmbook-bpe", 1)
+    data = json.loads(small_tok.save(tmp_path / "tok.json").read_text())
+    assert (data["format"], data["version"]) == ("llmbook-bpe", 1)
