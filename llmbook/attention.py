@@ -8,6 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from fastcore.basics import patch
 from .embeddings import apply_rotary
 
 # %% auto #0
@@ -181,42 +182,44 @@ class Attention(nn.Module):
     def _heads(self, x, n): # (B, T, n*D) -> (B, n, T, D)
         return x.view(*x.shape[:2], n, self.head_dim).transpose(1, 2)
 
-    def _fusable(self) -> bool: # plain Linear layers (not, say, wrapped with a LoRA adapter) can be stacked
-        return all(type(m) is nn.Linear for m in (self.q_proj, self.k_proj, self.v_proj))
+# %% ../nbs/04_attention.ipynb #21265c9d
+@patch
+def qkv(self: Attention, x: torch.Tensor, # (B, T, d_model)
+        rope: tuple | None = None, # (cos, sin) from `RotaryEmbedding.cos_sin`
+        cache: KVCache | None = None, layer: int = 0, # where to keep this layer's keys/values
+        context: torch.Tensor | None = None, # (B, S, d_model) encoder output: cross-attention
+       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Queries `(B, H, T, D)` and all keys and values so far `(B, Hkv, S, D)`."
+    q = self._heads(self.q_proj(x), self.n_heads)  # (B, H, T, D)
+    if context is not None:  # cross-attention: keys and values from the encoder, once per cache
+        if cache is not None and cache.cross[layer] is not None: return (q, *cache.cross[layer])
+        k = self._heads(self.k_proj(context), self.n_kv_heads)
+        v = self._heads(self.v_proj(context), self.n_kv_heads)
+        if cache is not None: cache.cross[layer] = (k, v)
+        return q, k, v
+    k, v = self._heads(self.k_proj(x), self.n_kv_heads), self._heads(self.v_proj(x), self.n_kv_heads)
+    if rope is not None: q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+    if cache is not None: k, v = cache.update(layer, k, v)  # (B, Hkv, S, D): all keys so far
+    return q, k, v
 
-    def _qkv(self, x): # q, k, v from one matmul with the three weights stacked
-        p = (self.q_proj, self.k_proj, self.v_proj)
-        b = None if self.q_proj.bias is None else torch.cat([m.bias for m in p])
-        q, k, v = F.linear(x, torch.cat([m.weight for m in p]), b).split([m.out_features for m in p], -1)
-        return self._heads(q, self.n_heads), self._heads(k, self.n_kv_heads), self._heads(v, self.n_kv_heads)
-
-    def forward(self, x: torch.Tensor, # (B, T, d_model)
-                mask: torch.Tensor | None = None, # bool (B, 1, T, S)
-                is_causal: bool = False, # plain causal triangle, no mask tensor
-                rope: tuple | None = None, # (cos, sin) from `RotaryEmbedding.cos_sin`
-                cache: KVCache | None = None, layer: int = 0, # where to keep this layer's keys/values
-                context: torch.Tensor | None = None, # (B, S, d_model) encoder output: cross-attention
-                bias: torch.Tensor | None = None, # added to the scores (T5's relative positions)
-               ) -> torch.Tensor:
-        if context is not None:  # cross-attention: keys and values from the encoder, once per cache
-            q = self._heads(self.q_proj(x), self.n_heads)  # (B, H, T, D)
-            if cache is not None and cache.cross[layer] is not None: k, v = cache.cross[layer]
-            else:
-                k, v = self._heads(self.k_proj(context), self.n_kv_heads), self._heads(self.v_proj(context), self.n_kv_heads)
-                if cache is not None: cache.cross[layer] = (k, v)
-        else:
-            if cache is None and self._fusable(): q, k, v = self._qkv(x)  # a whole sequence: one matmul
-            else: q, k, v = (self._heads(p(x), n) for p, n in ((self.q_proj, self.n_heads), (self.k_proj, self.n_kv_heads),
-                                                               (self.v_proj, self.n_kv_heads)))
-            if rope is not None: q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
-            if cache is not None: k, v = cache.update(layer, k, v)  # (B, Hkv, S, D): all keys so far
-        if self.capture:
-            H, Hkv = self.n_heads, self.n_kv_heads
-            if is_causal: mask, is_causal = causal_mask(q.shape[2], k.shape[2], q.device), False
-            y, self.last_weights = attention_math(q, repeat_kv(k, H // Hkv), repeat_kv(v, H // Hkv), mask, self.scale, bias)
-        else:
-            y = attention(q, k, v, mask, is_causal, self.scale, self.backend, bias)
-        return self.o_proj(y.transpose(1, 2).reshape(*x.shape[:2], -1))  # (B, T, H*D) -> (B, T, d_model)
+# %% ../nbs/04_attention.ipynb #47e2b515
+@patch
+def forward(self: Attention, x: torch.Tensor, # (B, T, d_model)
+            mask: torch.Tensor | None = None, # bool (B, 1, T, S)
+            is_causal: bool = False, # plain causal triangle, no mask tensor
+            rope: tuple | None = None, # (cos, sin) from `RotaryEmbedding.cos_sin`
+            cache: KVCache | None = None, layer: int = 0, # where to keep this layer's keys/values
+            context: torch.Tensor | None = None, # (B, S, d_model) encoder output: cross-attention
+            bias: torch.Tensor | None = None, # added to the scores (T5's relative positions)
+           ) -> torch.Tensor:
+    q, k, v = self.qkv(x, rope, cache, layer, context)
+    if self.capture:
+        n_rep = self.n_heads // self.n_kv_heads
+        if is_causal: mask, is_causal = causal_mask(q.shape[2], k.shape[2], q.device), False
+        y, self.last_weights = attention_math(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask, self.scale, bias)
+    else:
+        y = attention(q, k, v, mask, is_causal, self.scale, self.backend, bias)
+    return self.o_proj(y.transpose(1, 2).reshape(*x.shape[:2], -1))  # (B, T, H*D) -> (B, T, d_model)
 
 # %% ../nbs/04_attention.ipynb #5be19b8b
 @torch.no_grad()

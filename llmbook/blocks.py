@@ -14,12 +14,14 @@ from .embeddings import POSITIONS, Positions, check_ids
 from .attention import Attention, BACKENDS, KVCache, combine_masks, padding_mask
 
 # %% auto #0
-__all__ = ['NORMS', 'ACTIVATIONS', 'PRESETS', 'PRESET_FAMILY', 'FAMILY_MODULES', 'ACT_FNS', 'TransformerConfig', 'add_presets',
-           'preset', 'RMSNorm', 'layer_norm_math', 'make_norm', 'gelu_tanh', 'MLP', 'Block', 'Stack', 'check_mask']
+__all__ = ['NORMS', 'ACTIVATIONS', 'LAYER_TYPES', 'PRESETS', 'PRESET_FAMILY', 'FAMILY_MODULES', 'ACT_FNS', 'TransformerConfig',
+           'add_presets', 'preset', 'RMSNorm', 'layer_norm_math', 'make_norm', 'gelu_tanh', 'MLP', 'Block', 'Stack',
+           'check_mask', 'sliding_window_mask']
 
 # %% ../nbs/05_blocks.ipynb #c10c9f0b
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "gelu_tanh", "silu", "relu")
+LAYER_TYPES = ("full_attention", "sliding_attention") # the names transformers configs use
 
 @dataclass
 class TransformerConfig:
@@ -62,51 +64,74 @@ class TransformerConfig:
     eos_token_id: int | None = None
     pad_token_id: int | None = None
     decoder_start_token_id: int | None = None # encoder-decoders: first decoder input
+    layer_types: list[str] | None = None # attention per layer, one of `LAYER_TYPES` each (None: all "full_attention")
+    sliding_window: int | None = None # "sliding_attention" layers see this many positions back (their own included)
 
-    def __post_init__(self):
-        for name, value, options in (("norm", self.norm, NORMS), ("mlp_act", self.mlp_act, ACTIVATIONS),
-                                     ("position", self.position, POSITIONS), ("backend", self.backend, BACKENDS)):
-            if value not in options: raise ValueError(f"{name}={value!r} is not one of {options}")
-        for name in ("vocab_size", "max_seq_len", "d_model", "n_layers", "n_heads"):
-            if getattr(self, name) < 1: raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("n_kv_heads", "head_dim", "d_ff", "n_decoder_layers", "n_decoder_heads", "d_decoder_ff"):
-            value = getattr(self, name)
-            if value is not None and value < 1: raise ValueError(f"{name} must be >= 1 or None (the default), got {value}")
-        # one name per quantity: the defaults are filled in here, so `n_kv_heads`, `head_dim` and `d_ff` always hold numbers
-        if self.head_dim is None:
-            if self.d_model % self.n_heads: raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
-            self.head_dim = self.d_model // self.n_heads
-        self.n_kv_heads = self.n_kv_heads or self.n_heads
-        self.d_ff = self.d_ff or 4 * self.d_model
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_kv_heads={self.n_kv_heads} does not divide n_heads={self.n_heads}")
-        if self.position == "rope" and self.head_dim % 2:
-            raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
-        if self.n_decoder_heads is not None and self.d_model % self.n_decoder_heads:
-            raise ValueError(f"n_decoder_heads={self.n_decoder_heads} does not divide d_model={self.d_model}")
+    def __post_init__(self): self._check_and_fill()  # written out in the next cell
 
-    def decoder_side(self) -> "TransformerConfig":
-        "The config of an encoder-decoder's decoder half: its own depth, heads and MLP width where they differ."
-        heads = self.n_decoder_heads or self.n_heads
-        same_heads = heads == self.n_heads
-        return replace(self, n_layers=self.n_decoder_layers or self.n_layers, n_heads=heads,
-                       n_kv_heads=self.n_kv_heads if same_heads else heads,
-                       head_dim=self.head_dim if same_heads else self.d_model // heads,
-                       d_ff=self.d_decoder_ff or self.d_ff, n_decoder_layers=None, n_decoder_heads=None, d_decoder_ff=None)
+# %% ../nbs/05_blocks.ipynb #3836651f
+@patch
+def _check_and_fill(self: TransformerConfig):
+    "Refuse invalid settings, naming them; fill in the defaults of `n_kv_heads`, `head_dim` and `d_ff`."
+    for name, value, options in (("norm", self.norm, NORMS), ("mlp_act", self.mlp_act, ACTIVATIONS),
+                                 ("position", self.position, POSITIONS), ("backend", self.backend, BACKENDS)):
+        if value not in options: raise ValueError(f"{name}={value!r} is not one of {options}")
+    for name in ("vocab_size", "max_seq_len", "d_model", "n_layers", "n_heads"):
+        if getattr(self, name) < 1: raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    for name in ("n_kv_heads", "head_dim", "d_ff", "n_decoder_layers", "n_decoder_heads", "d_decoder_ff"):
+        value = getattr(self, name)
+        if value is not None and value < 1: raise ValueError(f"{name} must be >= 1 or None (the default), got {value}")
+    # one name per quantity: the defaults are filled in here, so `n_kv_heads`, `head_dim` and `d_ff` always hold numbers
+    if self.head_dim is None:
+        if self.d_model % self.n_heads: raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
+        self.head_dim = self.d_model // self.n_heads
+    self.n_kv_heads = self.n_kv_heads or self.n_heads
+    self.d_ff = self.d_ff or 4 * self.d_model
+    if self.n_heads % self.n_kv_heads:
+        raise ValueError(f"n_kv_heads={self.n_kv_heads} does not divide n_heads={self.n_heads}")
+    if self.position == "rope" and self.head_dim % 2:
+        raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
+    if self.n_decoder_heads is not None and self.d_model % self.n_decoder_heads:
+        raise ValueError(f"n_decoder_heads={self.n_decoder_heads} does not divide d_model={self.d_model}")
+    if self.layer_types is not None:
+        self.layer_types = list(self.layer_types)
+        if len(self.layer_types) != self.n_layers:
+            raise ValueError(f"layer_types has {len(self.layer_types)} entries but there are n_layers={self.n_layers} layers")
+        bad = [t for t in self.layer_types if t not in LAYER_TYPES]
+        if bad: raise ValueError(f"layer_types holds {bad[0]!r}: expected one of {LAYER_TYPES}")
+    uses_window = "sliding_attention" in (self.layer_types or ())
+    if uses_window and (self.sliding_window is None or self.sliding_window < 1):
+        raise ValueError(f"sliding_attention layers need sliding_window >= 1, got {self.sliding_window}")
+    if self.sliding_window is not None and not uses_window:
+        raise ValueError(f"sliding_window={self.sliding_window} is set but no layer is a 'sliding_attention' layer "
+                         f"(set layer_types)")
 
-    @property
-    def padded_vocab(self) -> int:
-        m = self.pad_vocab_multiple
-        return self.vocab_size if not m else math.ceil(self.vocab_size / m) * m
+# %% ../nbs/05_blocks.ipynb #2de75ad3
+@patch(as_prop=True)
+def padded_vocab(self: TransformerConfig) -> int:
+    "Rows of the embedding and output layer: `vocab_size` rounded up to `pad_vocab_multiple`."
+    m = self.pad_vocab_multiple
+    return self.vocab_size if not m else math.ceil(self.vocab_size / m) * m
 
-    def to_dict(self) -> dict: return asdict(self)
-    @classmethod
-    def from_dict(cls, d: dict) -> "TransformerConfig":
-        "A config from a dict, refusing keys it does not know (a typo must not be ignored)."
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown: raise ValueError(f"unknown config fields {sorted(unknown)}")
-        return cls(**d)
+@patch
+def to_dict(self: TransformerConfig) -> dict: return asdict(self)
+
+@patch(cls_method=True)
+def from_dict(cls: TransformerConfig, d: dict) -> "TransformerConfig":
+    "A config from a dict, refusing keys it does not know (a typo must not be ignored)."
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown: raise ValueError(f"unknown config fields {sorted(unknown)}")
+    return cls(**d)
+
+@patch
+def decoder_side(self: TransformerConfig) -> "TransformerConfig":
+    "The config of an encoder-decoder's decoder half: its own depth, heads and MLP width where they differ."
+    heads = self.n_decoder_heads or self.n_heads
+    same_heads = heads == self.n_heads
+    return replace(self, n_layers=self.n_decoder_layers or self.n_layers, n_heads=heads,
+                   n_kv_heads=self.n_kv_heads if same_heads else heads,
+                   head_dim=self.head_dim if same_heads else self.d_model // heads,
+                   d_ff=self.d_decoder_ff or self.d_ff, n_decoder_layers=None, n_decoder_heads=None, d_decoder_ff=None)
 
 # %% ../nbs/05_blocks.ipynb #54781e1a
 PRESETS: dict[str, dict] = {} # name -> config fields; the decoder, encoder and seq2seq chapters add theirs
@@ -183,10 +208,11 @@ class Block(nn.Module):
     def __init__(self, config: TransformerConfig, # the shared settings
                  causal: bool = True, # self-attention sees only the past (decoders)
                  cross: bool = False, # add cross-attention over an encoder output
+                 attn_type: str = "full_attention", # or "sliding_attention": see `TransformerConfig.layer_types`
                 ):
         super().__init__()
         c = config
-        self.pre_norm, self.causal = c.pre_norm, causal
+        self.pre_norm, self.causal, self.attn_type = c.pre_norm, causal, attn_type
         self.norm1, self.attn = make_norm(c), self._attention(c)
         self.norm_cross, self.cross_attn = (make_norm(c), self._attention(c)) if cross else (None, None)
         self.norm2, self.mlp = make_norm(c), MLP(c.d_model, c.d_ff, c.mlp_act, c.gated_mlp, c.bias)
@@ -235,7 +261,11 @@ class Stack(nn.Module):
         self.types = nn.Embedding(c.type_vocab_size, c.d_model) if c.type_vocab_size else None
         self.embed_norm = make_norm(c) if c.embed_norm else nn.Identity()
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c, causal=causal, cross=cross) for _ in range(c.n_layers))
+        types = c.layer_types or ["full_attention"] * c.n_layers
+        if "sliding_attention" in types and not causal:
+            raise ValueError("sliding_attention layers are implemented for causal stacks (decoders) only; "
+                             "this stack is bidirectional")
+        self.blocks = nn.ModuleList(Block(c, causal=causal, cross=cross, attn_type=t) for t in types)
         self.norm = make_norm(c) if c.pre_norm else nn.Identity()
 
 # %% ../nbs/05_blocks.ipynb #e98b7826
@@ -293,6 +323,25 @@ def embeddings(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
     return self.drop(self.embed_norm(x))
 
 # %% ../nbs/05_blocks.ipynb #ee7489ac
+def sliding_window_mask(T: int, S: int, # the last T of S positions are the queries
+                        window: int, # each query sees this many positions back, its own included
+                        device=None) -> torch.Tensor:
+    "`(T, S)` bool: query at position p may see keys p - window + 1 .. p."
+    q = torch.arange(S - T, S, device=device)[:, None]
+    k = torch.arange(S, device=device)[None]
+    return (k <= q) & (q - k < window)
+
+@patch
+def self_attention_mask(self: Stack, attn_type: str, attention_mask: torch.Tensor | None, T: int, S: int,
+                        device) -> tuple[torch.Tensor | None, bool]:
+    "`(mask, is_causal)` for the self-attention of one kind of layer; no mask tensor when the fused kernel's causal path fits."
+    if attn_type == "sliding_attention":
+        mask = sliding_window_mask(T, S, self.config.sliding_window, device)[None, None]
+        if attention_mask is not None: mask = mask & padding_mask(attention_mask.to(device))
+        return mask | ~mask.any(dim=-1, keepdim=True), False  # a padding row that sees nothing sees all (never read)
+    is_causal = self.causal and attention_mask is None and S == T  # nothing cached, nothing masked
+    return (None if is_causal else combine_masks(attention_mask, T, S, causal=self.causal, device=device)), is_causal
+
 @patch
 def run(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
         attention_mask: torch.Tensor | None = None, # (B, past + T): 1 = token, 0 = padding
@@ -312,10 +361,10 @@ def run(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
     eager = not torch.compiler.is_compiling()
     if eager and attention_mask is not None and bool(attention_mask.all()): attention_mask = None
     if eager and context_mask is not None and bool(context_mask.all()): context_mask = None
-    is_causal = self.causal and attention_mask is None and past == 0  # no mask tensor: the kernel's fast path
-    mask = None if is_causal else combine_masks(attention_mask, T, S, causal=self.causal, device=x.device)
+    masks = {t: self.self_attention_mask(t, attention_mask, T, S, x.device) for t in {b.attn_type for b in self.blocks}}
     cross_mask = None if context_mask is None else padding_mask(context_mask.to(x.device))
     rope, bias = self.pos.rotary(position_ids), self.pos.bias(T, S)
     for i, block in enumerate(self.blocks):
+        mask, is_causal = masks[block.attn_type]
         x = block(x, mask, is_causal, rope, cache, i, context=context, context_mask=cross_mask, bias=bias)
     return self.norm(x)

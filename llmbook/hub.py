@@ -124,6 +124,7 @@ def _llama_map(config: TransformerConfig) -> dict:
                 m[f"{h}mlp.{theirs}.{p}"] = (f"{b}mlp.{ours}.{p}", None)
     return m
 
+# %% ../nbs/09_pretrained.ipynb #bd51b3f3
 def _bert_config(cfg: dict) -> TransformerConfig:
     handled = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
                "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "position_embedding_type",
@@ -185,6 +186,7 @@ def _bart_config(cfg: dict) -> TransformerConfig:
         pos_offset=2, pre_norm=False, embed_norm=True, embed_scale=bool(cfg.get("scale_embedding", False)),
         tie_embeddings=cfg.get("tie_word_embeddings", True), head_bias=True)
 
+# %% ../nbs/09_pretrained.ipynb #44d8247c
 def _attn(m, theirs, ours, names, p="weight"):
     "Map attention projections: `names` pairs (their suffix, our q/k/v/o)."
     for t, o in names: m[f"{theirs}.{t}.{p}"] = (f"{ours}.{o}_proj.{p}", None)
@@ -252,6 +254,7 @@ def _bart_map(config: TransformerConfig) -> dict:
                     m[f"{h}encoder_attn_layer_norm.{p}"] = (f"{b}norm_cross.{p}", None)
     return m
 
+# %% ../nbs/09_pretrained.ipynb #03659cd4
 def _bert_model(config: TransformerConfig, cfg: dict, arch: str | None) -> Encoder:
     heads = {"BertForMaskedLM": "mlm", "BertModel": None, "BertForSequenceClassification": "classify",
              "BertForTokenClassification": "tokens"}
