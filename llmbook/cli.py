@@ -42,6 +42,7 @@ def _print_info(facts: dict):
             if isinstance(v, dict): v = ", ".join(f"{format_size(n)} {unit}" for unit, n in v.items())
             print(f"  {k:<15} {'-' if v is None else v}")
 
+# %% ../nbs/90_cli.ipynb #0c5fdf2d
 def _value(text: str):
     "A command-line value as a number or bool when it looks like one, else the string."
     try: return json.loads(text)
@@ -123,6 +124,7 @@ def _train(args) -> int:
             say(f"{src!r} -> {generate_text(trainer.model, tok, src, max_new_tokens=32)!r} (expected {tgt!r})")
     return 0
 
+# %% ../nbs/90_cli.ipynb #f848d102
 def _add_demo(sub):
     d = sub.add_parser("demo", help="a small GPT learns Python's documentation in about a minute, then writes",
                        description="Train a small GPT on Python's documentation (built in: no download) for about a "
