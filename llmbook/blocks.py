@@ -311,9 +311,9 @@ def position_ids(self: Stack, attention_mask: torch.Tensor | None, # (B, past + 
 
 @patch
 def embeddings(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
-          position_ids: torch.Tensor, # (B, T)
-          token_type_ids: torch.Tensor | None = None, # (B, T) segment ids, default all 0
-         ) -> torch.Tensor:
+               position_ids: torch.Tensor, # (B, T)
+               token_type_ids: torch.Tensor | None = None, # (B, T) segment ids, default all 0
+              ) -> torch.Tensor:
     "Token vectors with positions and token types added, normalised and dropped out: `(B, T, d_model)`."
     if self.config.embed_scale: x = x * math.sqrt(self.config.d_model)
     x = self.pos.add(x, position_ids)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import ast, codeop, html, operator, random, re, textwrap, warnings
 from dataclasses import replace
+from fastcore.basics import patch
 import torch
 from torch import nn
 from .core import evaluating
@@ -81,6 +82,7 @@ def chat_token_ids(tokenizer: BPETokenizer) -> dict[str, int]:
     sp = tokenizer.special_tokens
     return {**{role: sp[t] for role, t in ROLE_TOKENS.items()}, "end": sp[END]}
 
+# %% ../nbs/15_chat.ipynb #f882562a
 def render_chat(messages, # [{"role": "system" | "user" | "assistant", "content": str}, ...]
                 tokenizer: BPETokenizer, # has the chat tokens (see `with_special_tokens`)
                 add_generation_prompt: bool = False, # end with <|assistant|>: ask for the next reply
@@ -302,6 +304,7 @@ def fit_context(messages, # the whole conversation, ending with the message to a
     raise ValueError(f"the last request alone leaves fewer than {reply_room} tokens of the {max_len}-token context for the reply: "
                      f"shorten it")
 
+# %% ../nbs/15_chat.ipynb #96bcfe28
 class ChatWidget:
     "Chat with a tuned model in the notebook: a message box, a send button, the conversation and what the model reads."
     def __init__(self, model: nn.Module, tokenizer: BPETokenizer,
@@ -325,39 +328,45 @@ class ChatWidget:
         typed = {"role": "user", "content": self.message.value}
         return fit_context(self.messages + [typed], self.tokenizer, self.model.config.max_seq_len, self.max_new_tokens)
 
-    def send(self):
-        "Send the typed message; the model's reply (tool calls run) joins the conversation."
-        try: messages = self.prompt()
-        except ValueError: return  # too long: the view already says so
-        if not messages: return
-        reply = chat_with_tools(self.model, self.tokenizer, messages, max_new_tokens=self.max_new_tokens)
-        self.messages += [messages[-1], {"role": "assistant", "content": reply["text"]}]
-        self.last_reply = reply
-        self.message.value = ""  # also refreshes the view
+# %% ../nbs/15_chat.ipynb #757697a3
+@patch
+def send(self: ChatWidget):
+    "Send the typed message; the model's reply (tool calls run) joins the conversation."
+    try: messages = self.prompt()
+    except ValueError: return  # too long: the view already says so
+    if not messages: return
+    reply = chat_with_tools(self.model, self.tokenizer, messages, max_new_tokens=self.max_new_tokens)
+    self.messages += [messages[-1], {"role": "assistant", "content": reply["text"]}]
+    self.last_reply = reply
+    self.message.value = ""  # also refreshes the view
 
-    def clear(self):
-        "Forget the conversation (the system message stays)."
-        self.messages = [m for m in self.messages if m["role"] == "system"]
-        self.refresh()
+@patch
+def clear(self: ChatWidget):
+    "Forget the conversation (the system message stays)."
+    self.messages = [m for m in self.messages if m["role"] == "system"]
+    self.refresh()
 
-    def refresh(self):
-        "Redraw the conversation and the text the model reads next."
-        rows = []
-        for m in self.messages:
-            text = html.escape(m["content"])
-            text = re.sub(r"(&lt;calc&gt;.*?&lt;/result&gt;)", r"<code style='color:#b15928'>\1</code>", text)
-            rows.append(f"<div><b>{m['role']}</b>: {text}</div>")
-        self.view.value = "".join(rows) or "<i>no messages yet: type one below (a request like the ones above, or a sum)</i>"
-        try: messages = self.prompt()
-        except ValueError as e: self.reads.value = f"<pre>{html.escape(str(e))}</pre>"; return
-        if not messages: self.reads.value = ""; return
-        ids = render_chat(messages, self.tokenizer, add_generation_prompt=True)[0]
-        self.reads.value = (f"<small>the model reads {len(ids)} tokens:</small>"
-                            f"<pre>{html.escape(format_chat(messages, add_generation_prompt=True))}</pre>")
+# %% ../nbs/15_chat.ipynb #965791f7
+@patch
+def refresh(self: ChatWidget):
+    "Redraw the conversation and the text the model reads next."
+    rows = []
+    for m in self.messages:
+        text = html.escape(m["content"])
+        text = re.sub(r"(&lt;calc&gt;.*?&lt;/result&gt;)", r"<code style='color:#b15928'>\1</code>", text)
+        rows.append(f"<div><b>{m['role']}</b>: {text}</div>")
+    self.view.value = "".join(rows) or "<i>no messages yet: type one below (a request like the ones above, or a sum)</i>"
+    try: messages = self.prompt()
+    except ValueError as e: self.reads.value = f"<pre>{html.escape(str(e))}</pre>"; return
+    if not messages: self.reads.value = ""; return
+    ids = render_chat(messages, self.tokenizer, add_generation_prompt=True)[0]
+    self.reads.value = (f"<small>the model reads {len(ids)} tokens:</small>"
+                        f"<pre>{html.escape(format_chat(messages, add_generation_prompt=True))}</pre>")
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+@patch
+def _ipython_display_(self: ChatWidget):
+    from IPython.display import display
+    display(self.widget)
 
 # %% ../nbs/15_chat.ipynb #3cdc2f72
 def function_headers(source: str # Python source code

@@ -56,6 +56,7 @@ def _model_overrides(items: list[str]) -> dict:
         out[key.replace("-", "_")] = _value(value)
     return out
 
+# %% ../nbs/90_cli.ipynb #771789a2
 def _add_train(sub):
     t = sub.add_parser("train", help="pretrain a model of any family from scratch, or resume it",
                        description="Pretrain a decoder, encoder or encoder-decoder on a built-in corpus, a text file or a "
@@ -86,6 +87,7 @@ def _add_train(sub):
     t.add_argument("--prompt", default="The", help="decoders: the prompt of the sample printed at the end")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+# %% ../nbs/90_cli.ipynb #dbcc6e5c
 def _train(args) -> int:
     from llmbook.pretraining import pretrain, family_of, SAMPLING
     from llmbook.generation import generate_text
@@ -146,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     return p
 
+# %% ../nbs/90_cli.ipynb #9e0a090d
 def main(argv: list[str] | None = None # arguments (default: `sys.argv[1:]`)
         ) -> int:
     "Entry point of the `llmbook` command."

@@ -96,6 +96,7 @@ def _check(data: bytes, where: str, sha256: str | None, encoding: str) -> str:
         raise ValueError(f"{where} is not valid {encoding} text (byte {e.start}: {data[e.start:e.start+4]!r}); "
                          f"pass the right `encoding`") from None
 
+# %% ../nbs/01_data.ipynb #fa307769
 def cached_path(url: str) -> Path:
     "Where `load_text` keeps the download of `url`."
     base = re.sub(r"[^A-Za-z0-9._-]", "_", url.rstrip("/").rsplit("/", 1)[-1])[:80] or "download"
@@ -118,6 +119,7 @@ def _download(url: str, dest: Path, sha256: str | None, encoding: str, timeout: 
         Path(tmp).unlink(missing_ok=True); raise
     return text
 
+# %% ../nbs/01_data.ipynb #a33211b3
 def load_text(source: str | os.PathLike, # a local path, or an http(s) URL
               sha256: str | None = None, # expected SHA-256 of the bytes (hex); checked when given
               encoding: str = "utf-8", # how the bytes are decoded

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re, math, html, random, calendar, datetime
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
+from fastcore.basics import patch
 import torch
 import torch.nn.functional as F
 from .core import evaluating
@@ -108,6 +109,7 @@ def _check_texts(texts, what: str) -> list[str]:
     if bad is not None: raise ValueError(f"{what}[{bad}] is {texts[bad]!r}: expected a non-empty string")
     return texts
 
+# %% ../nbs/14_encoder_tasks.ipynb #92972b71
 class SearchIndex:
     "Texts and their unit vectors; queries are answered by cosine similarity."
     def __init__(self, embed: Callable[[list[str]], torch.Tensor], # texts -> (N, d) vectors
@@ -132,25 +134,29 @@ class SearchIndex:
         if self.vectors is None: raise ValueError("the index is empty: call build(texts) first")
         return F.normalize(self.embed(_check_texts(queries, "queries")).float(), dim=-1) @ self.vectors.T
 
-    def _check_k(self, k):
-        if self.vectors is None: raise ValueError("the index is empty: call build(texts) first")
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(self):
-            raise ValueError(f"k must be an int in 1..{len(self)} (the size of the index), got {k!r}")
+# %% ../nbs/14_encoder_tasks.ipynb #30e2e872
+@patch
+def _check_k(self: SearchIndex, k):
+    if self.vectors is None: raise ValueError("the index is empty: call build(texts) first")
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(self):
+        raise ValueError(f"k must be an int in 1..{len(self)} (the size of the index), got {k!r}")
 
-    def rank(self, queries: list[str], k: int = 10) -> torch.Tensor:
-        "The ids of the `k` best texts for each query `(Q, k)`, best first."
-        self._check_k(k)
-        return self.scores(queries).topk(k, dim=-1).indices
+@patch
+def rank(self: SearchIndex, queries: list[str], k: int = 10) -> torch.Tensor:
+    "The ids of the `k` best texts for each query `(Q, k)`, best first."
+    self._check_k(k)
+    return self.scores(queries).topk(k, dim=-1).indices
 
-    def search(self, query: str, # what to look for
-               k: int = 5, # how many hits
-              ) -> list[Hit]:
-        "The `k` texts most similar to `query`, best first."
-        if not isinstance(query, str): raise TypeError(f"query must be a string, got {type(query).__name__}")
-        if not query.strip(): raise ValueError("the query is empty: type some words to search for")
-        self._check_k(k)
-        top = self.scores([query])[0].topk(k)
-        return [Hit(s, i, self.titles[i], self.texts[i]) for s, i in zip(top.values.tolist(), top.indices.tolist())]
+@patch
+def search(self: SearchIndex, query: str, # what to look for
+           k: int = 5, # how many hits
+          ) -> list[Hit]:
+    "The `k` texts most similar to `query`, best first."
+    if not isinstance(query, str): raise TypeError(f"query must be a string, got {type(query).__name__}")
+    if not query.strip(): raise ValueError("the query is empty: type some words to search for")
+    self._check_k(k)
+    top = self.scores([query])[0].topk(k)
+    return [Hit(s, i, self.titles[i], self.texts[i]) for s, i in zip(top.values.tolist(), top.indices.tolist())]
 
 # %% ../nbs/14_encoder_tasks.ipynb #f9507a1c
 def recall_at_k(ranked: torch.Tensor, # (Q, K) ids of the best texts for each query, best first
@@ -312,6 +318,7 @@ _CLAUSES = (
 _JOINS = (", and ", "; ", ": ", ", but ", " while ", ", so ")  # a sentence is one clause, or two joined by one of these
 _ENDS = (".", ".", ".", "!", "")
 
+# %% ../nbs/14_encoder_tasks.ipynb #eff77d9b
 def _decimal(r): return f"{r.randrange(1, 10)}.{r.randrange(0, 20)}"  # versions and amounts look alike on purpose
 def _count(r):
     k = r.random()
@@ -328,6 +335,7 @@ _SLOTS = {"VERSION": ("VERSION", lambda r: _decimal(r) + (f".{r.randrange(0, 20)
           "COUNT": ("NUM", _count), "DATE": ("DATE", _date), "YEAR": ("DATE", lambda r: str(r.randrange(1990, 2031))),
           "MONTH_YEAR": ("DATE", lambda r: f"{calendar.month_name[r.randrange(1, 13)]} {r.randrange(1990, 2031)}")}
 
+# %% ../nbs/14_encoder_tasks.ipynb #cb513e7e
 def ner_sentence(rng: random.Random) -> tuple[str, list[tuple[int, int, str]]]:
     "A random sentence (one or two clauses) and its entities as (start, end, label) character spans."
     template = rng.choice(_CLAUSES) + (rng.choice(_JOINS) + rng.choice(_CLAUSES) if rng.random() < 0.5 else "") + rng.choice(_ENDS)
@@ -499,6 +507,7 @@ def predict_word_tags(model: Encoder, # with head="tokens"
                 out.append(word_tags_)
     return out
 
+# %% ../nbs/14_encoder_tasks.ipynb #5d847103
 def tags_to_entities(text: str, tags: list[str] # one BIO tag per word of `text`
                     ) -> list[Entity]:
     "The entities that word tags mark in `text`."

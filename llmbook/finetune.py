@@ -182,6 +182,7 @@ def add_lora(model: nn.Module, # any llmbook model (or module)
     model.lora_config = {"targets": list(targets), "rank": rank, "alpha": alpha, "dropout": dropout, "train": list(train)}
     return model
 
+# %% ../nbs/13_finetuning.ipynb #81f16f28
 def merge_lora(model: nn.Module) -> nn.Module:
     "Fold every adapter into its base weight."
     for m in lora_layers(model).values(): m.merge()
@@ -219,6 +220,7 @@ def save_lora(model: nn.Module, path: str | os.PathLike) -> Path:
     save_file(tensors, str(path), metadata={"llmbook": json.dumps(meta)})
     return path
 
+# %% ../nbs/13_finetuning.ipynb #06aa72e1
 def load_lora(model: nn.Module, # the base model the adapters were trained on (without adapters)
               path: str | os.PathLike, # written by `save_lora`
               atol: float = 1e-4, # how far the base weights may be from those the adapters were trained on

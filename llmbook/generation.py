@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 from typing import Callable, Iterator
+from fastcore.basics import patch
 import torch
 from torch import nn
 from .core import evaluating
@@ -38,6 +39,7 @@ def next_token_probs(model: nn.Module, # a decoder
     if min_p: scores = min_p_filter(scores, min_p)
     return logits.softmax(dim=-1)[0], scores.softmax(dim=-1)[0]
 
+# %% ../nbs/12_decoding.ipynb #8529cba2
 def token_label(token: int, # a token id
                 decode: Callable[[list[int]], str], # ids -> text
                ) -> str:
@@ -179,47 +181,50 @@ class GenerationConfig:
         e = self.eos_token_id
         return [] if e is None else [e] if isinstance(e, int) else list(e)
 
-    def validate(self, vocab_size: int | None = None):
-        "Raise a ValueError naming the first setting that makes no sense."
-        def bad(msg): raise ValueError(msg)
-        if self.max_new_tokens is not None and (not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1):
-            bad(f"max_new_tokens must be an int >= 1 (or None: until EOS or the context is full), got {self.max_new_tokens!r}")
-        if not isinstance(self.min_new_tokens, int) or self.min_new_tokens < 0:
-            bad(f"min_new_tokens must be an int >= 0, got {self.min_new_tokens!r}")
-        if self.max_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
-            bad(f"min_new_tokens={self.min_new_tokens} is more than max_new_tokens={self.max_new_tokens}")
-        if self.do_sample and (not self.temperature > 0 or math.isinf(self.temperature)):
-            bad(f"temperature must be a finite number > 0 when sampling, got {self.temperature} "
-                f"(for the most likely token at each step use do_sample=False)")
-        if not 0 < self.top_p <= 1: bad(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 0):
-            bad(f"top_k must be an int >= 0 (0 or None: no top-k filter), got {self.top_k!r}")
-        if self.min_p is not None and not 0 <= self.min_p <= 1: bad(f"min_p must be in [0, 1], got {self.min_p}")
-        if not self.repetition_penalty > 0: bad(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
-        if not isinstance(self.no_repeat_ngram_size, int) or self.no_repeat_ngram_size < 0:
-            bad(f"no_repeat_ngram_size must be an int >= 0, got {self.no_repeat_ngram_size!r}")
-        if not isinstance(self.num_beams, int) or self.num_beams < 1: bad(f"num_beams must be an int >= 1, got {self.num_beams!r}")
-        if not isinstance(self.num_return_sequences, int) or self.num_return_sequences < 1:
-            bad(f"num_return_sequences must be an int >= 1, got {self.num_return_sequences!r}")
-        if self.num_return_sequences > self.num_beams and (self.num_beams > 1 or not self.do_sample):
-            bad(f"num_return_sequences={self.num_return_sequences} is more than num_beams={self.num_beams}: "
-                + ("beam search returns at most num_beams sequences" if self.num_beams > 1 else
-                   "greedy decoding has only one answer; sample (do_sample=True) or use beam search (num_beams >= n)"))
-        if self.early_stopping not in (True, False, "never"):
-            bad(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}")
-        if not math.isfinite(self.length_penalty): bad(f"length_penalty must be finite, got {self.length_penalty}")
-        for e in self.eos_ids:
-            if not isinstance(e, int) or e < 0 or (vocab_size is not None and e >= vocab_size):
-                bad(f"eos_token_id {e!r} is not a token id of the vocabulary [0, {vocab_size})")
-        forced = self.forced_eos_token_id
-        for e in [] if forced is None else [forced] if isinstance(forced, int) else list(forced):
-            if not isinstance(e, int) or e < 0 or (vocab_size is not None and e >= vocab_size):
-                bad(f"forced_eos_token_id {e!r} is not a token id of the vocabulary [0, {vocab_size})")
-        for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id", "forced_bos_token_id"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 0 or (vocab_size is not None and v >= vocab_size)):
-                bad(f"{name}={v!r} is not a token id of the vocabulary [0, {vocab_size})")
+# %% ../nbs/12_decoding.ipynb #f25315fe
+@patch
+def validate(self: GenerationConfig, vocab_size: int | None = None):
+    "Raise a ValueError naming the first setting that makes no sense."
+    def bad(msg): raise ValueError(msg)
+    if self.max_new_tokens is not None and (not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1):
+        bad(f"max_new_tokens must be an int >= 1 (or None: until EOS or the context is full), got {self.max_new_tokens!r}")
+    if not isinstance(self.min_new_tokens, int) or self.min_new_tokens < 0:
+        bad(f"min_new_tokens must be an int >= 0, got {self.min_new_tokens!r}")
+    if self.max_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
+        bad(f"min_new_tokens={self.min_new_tokens} is more than max_new_tokens={self.max_new_tokens}")
+    if self.do_sample and (not self.temperature > 0 or math.isinf(self.temperature)):
+        bad(f"temperature must be a finite number > 0 when sampling, got {self.temperature} "
+            f"(for the most likely token at each step use do_sample=False)")
+    if not 0 < self.top_p <= 1: bad(f"top_p must be in (0, 1], got {self.top_p}")
+    if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 0):
+        bad(f"top_k must be an int >= 0 (0 or None: no top-k filter), got {self.top_k!r}")
+    if self.min_p is not None and not 0 <= self.min_p <= 1: bad(f"min_p must be in [0, 1], got {self.min_p}")
+    if not self.repetition_penalty > 0: bad(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+    if not isinstance(self.no_repeat_ngram_size, int) or self.no_repeat_ngram_size < 0:
+        bad(f"no_repeat_ngram_size must be an int >= 0, got {self.no_repeat_ngram_size!r}")
+    if not isinstance(self.num_beams, int) or self.num_beams < 1: bad(f"num_beams must be an int >= 1, got {self.num_beams!r}")
+    if not isinstance(self.num_return_sequences, int) or self.num_return_sequences < 1:
+        bad(f"num_return_sequences must be an int >= 1, got {self.num_return_sequences!r}")
+    if self.num_return_sequences > self.num_beams and (self.num_beams > 1 or not self.do_sample):
+        bad(f"num_return_sequences={self.num_return_sequences} is more than num_beams={self.num_beams}: "
+            + ("beam search returns at most num_beams sequences" if self.num_beams > 1 else
+               "greedy decoding has only one answer; sample (do_sample=True) or use beam search (num_beams >= n)"))
+    if self.early_stopping not in (True, False, "never"):
+        bad(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}")
+    if not math.isfinite(self.length_penalty): bad(f"length_penalty must be finite, got {self.length_penalty}")
+    for e in self.eos_ids:
+        if not isinstance(e, int) or e < 0 or (vocab_size is not None and e >= vocab_size):
+            bad(f"eos_token_id {e!r} is not a token id of the vocabulary [0, {vocab_size})")
+    forced = self.forced_eos_token_id
+    for e in [] if forced is None else [forced] if isinstance(forced, int) else list(forced):
+        if not isinstance(e, int) or e < 0 or (vocab_size is not None and e >= vocab_size):
+            bad(f"forced_eos_token_id {e!r} is not a token id of the vocabulary [0, {vocab_size})")
+    for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id", "forced_bos_token_id"):
+        v = getattr(self, name)
+        if v is not None and (not isinstance(v, int) or v < 0 or (vocab_size is not None and v >= vocab_size)):
+            bad(f"{name}={v!r} is not a token id of the vocabulary [0, {vocab_size})")
 
+# %% ../nbs/12_decoding.ipynb #15dbb319
 GENERATION_ARGS = tuple(f.name for f in fields(GenerationConfig))
 
 def generation_config(model: nn.Module | None = None, # fills the token ids left unset from `model.config`
@@ -253,6 +258,19 @@ class Processor:
         shown = {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in self.settings.items()}
         return f"{self.fn.__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
+# %% ../nbs/12_decoding.ipynb #75c667d2
+def _no_eos_before(scores, ids, eos, until):
+    "EOS forbidden while the sequence is shorter than `until` tokens (`min_new_tokens`)."
+    return suppress_tokens(scores, eos) if ids.shape[1] < until else scores
+
+def _force_at(scores, ids, tokens, length):
+    "Only `tokens` are allowed when the sequence has `length` tokens (forced BOS first, forced EOS last)."
+    if ids.shape[1] != length: return scores
+    forced = torch.full_like(scores, float("-inf"))
+    forced[:, tokens] = 0
+    return forced
+
+# %% ../nbs/12_decoding.ipynb #b43805b6
 def logits_processors(cfg: GenerationConfig,
                       prompt_len: int = 0, # length of the (padded) prompt, for `min_new_tokens` and forced tokens
                       max_new_tokens: int | None = None, # for `forced_eos_token_id`: the last step is the forced one
@@ -277,17 +295,6 @@ def logits_processors(cfg: GenerationConfig,
         if cfg.top_p < 1.0: out.append(Processor(top_p_filter, top_p=cfg.top_p, min_keep=keep))
         if cfg.min_p is not None: out.append(Processor(min_p_filter, min_p=cfg.min_p, min_keep=keep))
     return out
-
-def _no_eos_before(scores, ids, eos, until):
-    "EOS forbidden while the sequence is shorter than `until` tokens (`min_new_tokens`)."
-    return suppress_tokens(scores, eos) if ids.shape[1] < until else scores
-
-def _force_at(scores, ids, tokens, length):
-    "Only `tokens` are allowed when the sequence has `length` tokens (forced BOS first, forced EOS last)."
-    if ids.shape[1] != length: return scores
-    forced = torch.full_like(scores, float("-inf"))
-    forced[:, tokens] = 0
-    return forced
 
 def apply_processors(processors: list[Processor], scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     "Run the scores through each processor in turn."
@@ -331,6 +338,7 @@ class DecoderSession:
         self.cache.select(index)
         if self.mask is not None: self.mask = self.mask[index]
 
+# %% ../nbs/12_decoding.ipynb #202d5ff5
 class Seq2SeqSession(DecoderSession):
     "An encoder-decoder run for generation: the input encoded once, the decoder from its start token, step by step."
     def __init__(self, model: nn.Module, # a `Seq2Seq` (has `encode`)
@@ -411,6 +419,7 @@ def stop_string_check(stop_strings: list[str], # texts that end generation
         return torch.tensor([any(s in t for s in stop_strings) for t in texts], device=ids.device)
     return stop
 
+# %% ../nbs/12_decoding.ipynb #3677e1da
 _COMPILED = []  # [(model, its compiled forward)] for the last model compiled: one at a time, so models can be freed
 
 def compiled_step(model: nn.Module) -> Callable:
@@ -433,6 +442,7 @@ def _context(model) -> int | None:
     if _family(model) == "seq2seq" and getattr(c, "position", None) != "learned": return None
     return getattr(c, "max_seq_len", None)
 
+# %% ../nbs/12_decoding.ipynb #b110a89d
 def _prepare(model, input_ids, attention_mask, cfg: GenerationConfig, static_cache: bool, compile: bool):
     "Check the prompt against the model; returns the session and the number of new tokens to generate."
     is_seq2seq = _family(model) == "seq2seq"
@@ -489,6 +499,7 @@ def _prepare(model, input_ids, attention_mask, cfg: GenerationConfig, static_cac
         skip = (attention_mask != 0).int().argmax(dim=1)
     return DecoderSession(model, input_ids, attention_mask, max_len, step_fn), max_new, skip
 
+# %% ../nbs/12_decoding.ipynb #683b6c18
 def _setup(model, input_ids, attention_mask, settings, generator, seed, tokenizer, static_cache, compile):
     cfg = generation_config(model, **settings)
     if cfg.stop_strings:
@@ -506,6 +517,7 @@ def _setup(model, input_ids, attention_mask, settings, generator, seed, tokenize
     stop = stop_string_check(cfg.stop_strings, tokenizer) if cfg.stop_strings else None
     return cfg, session, max_new, processors, generator, stop
 
+# %% ../nbs/12_decoding.ipynb #9fc1fdda
 @torch.no_grad()
 def generate(model: nn.Module, # a `Decoder` or an encoder-decoder (`Seq2Seq`)
              input_ids: torch.Tensor | None = None, # (B, T) prompts, left-padded (encoder input for seq2seq)
@@ -582,6 +594,7 @@ def _prompt_ids(text, encode: Callable, i: int) -> list[int]:
     else: raise TypeError(f"texts[{i}] must be a str or a list of token ids, got {type(text).__name__}")
     return torch.as_tensor(ids, dtype=torch.long).flatten().tolist()  # (T,); a (1, T) tensor too
 
+# %% ../nbs/12_decoding.ipynb #5ff217d4
 def _check_prompts(prompts: list[list[int]], model: nn.Module, bos: int | None) -> list[list[int]]:
     "Refuse, naming it, a prompt the model cannot take; an empty decoder prompt becomes [bos]."
     if _family(model) == "seq2seq":
@@ -608,6 +621,7 @@ def _cut(row: list[int], cfg: GenerationConfig, decode: Callable) -> dict:
     ended = end is not None or any(s in text for s in cfg.stop_strings or [])
     return {"text": text, "ids": ids, "ended": ended}
 
+# %% ../nbs/12_decoding.ipynb #7bb924a1
 def generate_text(model: nn.Module, # a `Decoder` or an encoder-decoder (`Seq2Seq`)
                   tokenizer, # has .encode(text) and .decode(ids); or a pair (encode, decode)
                   texts, # a prompt (a source for seq2seq) or a list of them: str or token ids
@@ -782,6 +796,7 @@ def _padded_equal(row: torch.Tensor, ids: torch.Tensor, pad: int | None) -> bool
     if len(row) < len(ids) or not torch.equal(row[:len(ids)], ids): return False
     return len(row) == len(ids) or (pad is not None and bool((row[len(ids):] == pad).all()))
 
+# %% ../nbs/12_decoding.ipynb #2c00f20f
 def plot_beam_tree(nodes: list[dict], # from `beam_tree`
                    decode: Callable[[list[int]], str], # ids -> text, for the labels
                    num_beams: int, ax=None, title: str = "beam search"):
@@ -827,29 +842,32 @@ class BeamTreeExplorer:
                               self.text, self.out])
         self.run()
 
-    def run(self):
-        "Search with the current settings, keep the result, redraw."
-        import html
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
-        n = self.num_beams.value
-        cfg = generation_config(self.model, num_beams=n, num_return_sequences=n, length_penalty=self.length_penalty.value,
-                                early_stopping=self.early_stopping.value, eos_token_id=self.eos, pad_token_id=self.pad)
-        trace = []
-        self.sequences, self.scores = beam_search(DecoderSession(self.model, self.ids), cfg, self.max_new_tokens.value, trace=trace)
-        self.nodes = beam_tree(trace, self.sequences[:1], self.pad)
-        P = self.ids.shape[1]
-        lines = [f"{s:.3f}: {html.escape(repr(self.decode([t for t in row[P:].tolist() if t != self.pad])))}"
-                 for s, row in zip(self.scores.tolist(), self.sequences)]
-        self.text.value = "<b>hypotheses, best first</b> (score: text)<br>" + "<br>".join(lines)
-        with self.out:
-            clear_output(wait=True)
-            plot_beam_tree(self.nodes, self.decode, n, title=f"{n} beams, the best hypothesis in green")
-            plt.show()
+# %% ../nbs/12_decoding.ipynb #8c6b3cfd
+@patch
+def run(self: BeamTreeExplorer):
+    "Search with the current settings, keep the result, redraw."
+    import html
+    import matplotlib.pyplot as plt
+    from IPython.display import clear_output
+    n = self.num_beams.value
+    cfg = generation_config(self.model, num_beams=n, num_return_sequences=n, length_penalty=self.length_penalty.value,
+                            early_stopping=self.early_stopping.value, eos_token_id=self.eos, pad_token_id=self.pad)
+    trace = []
+    self.sequences, self.scores = beam_search(DecoderSession(self.model, self.ids), cfg, self.max_new_tokens.value, trace=trace)
+    self.nodes = beam_tree(trace, self.sequences[:1], self.pad)
+    P = self.ids.shape[1]
+    lines = [f"{s:.3f}: {html.escape(repr(self.decode([t for t in row[P:].tolist() if t != self.pad])))}"
+             for s, row in zip(self.scores.tolist(), self.sequences)]
+    self.text.value = "<b>hypotheses, best first</b> (score: text)<br>" + "<br>".join(lines)
+    with self.out:
+        clear_output(wait=True)
+        plot_beam_tree(self.nodes, self.decode, n, title=f"{n} beams, the best hypothesis in green")
+        plt.show()
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+@patch
+def _ipython_display_(self: BeamTreeExplorer):
+    from IPython.display import display
+    display(self.widget)
 
 # %% ../nbs/12_decoding.ipynb #b50bd5e1
 class NextTokenExplorer:
@@ -878,35 +896,42 @@ class NextTokenExplorer:
         self.start = len(self.ids)
         self.refresh()
 
-    def refresh(self):
-        "Recompute the distributions for the current text and settings; relabel the buttons; redraw."
-        import html
-        import matplotlib.pyplot as plt
-        from IPython.display import clear_output
-        self.before, self.after = next_token_probs(self.model, self.ids, self.temperature.value, self.top_k.value, self.top_p.value)
-        self.choices = self.before.topk(self.k).indices.tolist()
-        for b, t in zip(self.buttons, self.choices):
-            b.description = f"{token_label(t, self.decode)} {self.after[t].item():.0%}"
-            b.disabled = self.after[t].item() == 0  # filtered out: cannot be chosen
-        prompt, new = self.decode(self.ids[:self.start]), self.decode(self.ids[self.start:])
-        self.text.value = f"<pre>{html.escape(prompt)}<b style='color:#1f77b4'>{html.escape(new)}</b>▌</pre>"
-        with self.out:
-            clear_output(wait=True)
-            plot_next_tokens(self.before, self.after, self.decode, self.k)
-            plt.show()
+# %% ../nbs/12_decoding.ipynb #e445426b
+@patch
+def refresh(self: NextTokenExplorer):
+    "Recompute the distributions for the current text and settings; relabel the buttons; redraw."
+    import html
+    import matplotlib.pyplot as plt
+    from IPython.display import clear_output
+    self.before, self.after = next_token_probs(self.model, self.ids, self.temperature.value, self.top_k.value, self.top_p.value)
+    self.choices = self.before.topk(self.k).indices.tolist()
+    for b, t in zip(self.buttons, self.choices):
+        b.description = f"{token_label(t, self.decode)} {self.after[t].item():.0%}"
+        b.disabled = self.after[t].item() == 0  # filtered out: cannot be chosen
+    prompt, new = self.decode(self.ids[:self.start]), self.decode(self.ids[self.start:])
+    self.text.value = f"<pre>{html.escape(prompt)}<b style='color:#1f77b4'>{html.escape(new)}</b>▌</pre>"
+    with self.out:
+        clear_output(wait=True)
+        plot_next_tokens(self.before, self.after, self.decode, self.k)
+        plt.show()
 
-    def append(self, token: int):
-        "Add `token` to the text and move to the next distribution."
-        self.ids.append(int(token)); self.refresh()
+# %% ../nbs/12_decoding.ipynb #6afa8d84
+@patch
+def append(self: NextTokenExplorer, token: int):
+    "Add `token` to the text and move to the next distribution."
+    self.ids.append(int(token)); self.refresh()
 
-    def sample(self) -> int:
-        "Draw a token from the reshaped distribution."
-        return torch.multinomial(self.after, 1, generator=self.generator).item()
+@patch
+def sample(self: NextTokenExplorer) -> int:
+    "Draw a token from the reshaped distribution."
+    return torch.multinomial(self.after, 1, generator=self.generator).item()
 
-    def undo(self):
-        "Remove the last token added (never the starting text)."
-        if len(self.ids) > self.start: self.ids.pop(); self.refresh()
+@patch
+def undo(self: NextTokenExplorer):
+    "Remove the last token added (never the starting text)."
+    if len(self.ids) > self.start: self.ids.pop(); self.refresh()
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+@patch
+def _ipython_display_(self: NextTokenExplorer):
+    from IPython.display import display
+    display(self.widget)

@@ -39,6 +39,7 @@ def _require(cfg: dict, field: str, ok, family: str):
     if field in cfg and not ok(cfg[field]):
         raise UnsupportedConfigError(f"{family} config field {field}={cfg[field]!r} is not supported by llmbook")
 
+# %% ../nbs/09_pretrained.ipynb #8d32c83e
 _HF_ACTS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu",
             "silu": "silu", "swish": "silu"}
 
@@ -58,6 +59,7 @@ def _gpt2_config(cfg: dict) -> TransformerConfig:
         tie_embeddings=cfg.get("tie_word_embeddings", True),
         attn_scale=None if cfg.get("scale_attn_weights", True) else 1.0)
 
+# %% ../nbs/09_pretrained.ipynb #37c43d64
 def _rope_theta(cfg: dict) -> float:
     "rope_theta from a transformers 5 `rope_parameters` dict or an older `rope_theta` / `rope_scaling` pair."
     params = cfg.get("rope_parameters") or {}
@@ -141,6 +143,7 @@ def _bert_config(cfg: dict) -> TransformerConfig:
         norm_eps=cfg.get("layer_norm_eps", 1e-12), mlp_act=_HF_ACTS[cfg.get("hidden_act", "gelu")], position="learned",
         pre_norm=False, type_vocab_size=cfg.get("type_vocab_size", 2), embed_norm=True)
 
+# %% ../nbs/09_pretrained.ipynb #801b9386
 def _t5_config(cfg: dict) -> TransformerConfig:
     handled = {"vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
                "relative_attention_num_buckets", "relative_attention_max_distance", "layer_norm_epsilon",
@@ -163,6 +166,7 @@ def _t5_config(cfg: dict) -> TransformerConfig:
         rel_buckets=cfg.get("relative_attention_num_buckets", 32), rel_max_distance=cfg.get("relative_attention_max_distance", 128),
         tie_embeddings=bool(tie), output_scale=d ** -0.5 if scale else 1.0)
 
+# %% ../nbs/09_pretrained.ipynb #013f4f07
 def _bart_config(cfg: dict) -> TransformerConfig:
     handled = {"vocab_size", "max_position_embeddings", "d_model", "encoder_layers", "decoder_layers",
                "encoder_attention_heads", "decoder_attention_heads", "encoder_ffn_dim", "decoder_ffn_dim",
@@ -211,6 +215,7 @@ def _bert_map(config: TransformerConfig) -> dict:
                 m[f"{h}{theirs}.{p}"] = (f"{b}{ours}.{p}", None)
     return m
 
+# %% ../nbs/09_pretrained.ipynb #d7098b78
 def _t5_map(config: TransformerConfig) -> dict:
     m = {"shared.weight": ("tok_embed.weight", None), "encoder.embed_tokens.weight": ("tok_embed.weight", None),
          "decoder.embed_tokens.weight": ("tok_embed.weight", None),
@@ -234,6 +239,7 @@ def _t5_map(config: TransformerConfig) -> dict:
             m[f"{h}{ff}.layer_norm.weight"] = (f"{b}norm2.weight", None)
     return m
 
+# %% ../nbs/09_pretrained.ipynb #d20161bf
 def _bart_map(config: TransformerConfig) -> dict:
     m = {"shared.weight": ("tok_embed.weight", None), "encoder.embed_tokens.weight": ("tok_embed.weight", None),
          "decoder.embed_tokens.weight": ("tok_embed.weight", None),
@@ -340,6 +346,7 @@ def config_from_hf(cfg: dict # a Hugging Face config as a dict (`config.to_dict(
     config = HF_MODEL_TYPES[kind][0]({k: v for k, v in cfg.items() if k not in TOKEN_IDS})
     return dataclasses.replace(config, **{k: _token_id(cfg.get(k)) for k in TOKEN_IDS})
 
+# %% ../nbs/09_pretrained.ipynb #8d095b65
 SAFE_OVERRIDES = ("pad_vocab_multiple", "backend", "dropout")  # settings that do not change the logits
 
 def from_hf(source, # a `transformers` model object, or a folder written by `save_pretrained`

@@ -120,6 +120,7 @@ def _write_json(path: Path, data: dict):
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2)); os.replace(tmp, path)
 
+# %% ../nbs/11_pretraining.ipynb #d7716875
 def pretrain(preset_name: str = "tiny-gpt2", # the model: a preset of any family
              corpus: str | None = "pydocs", # built-in text for decoders and encoders
              file: str | os.PathLike | None = None, # or a text file / URL instead of `corpus`
@@ -207,6 +208,7 @@ class FitToTime(Callback):
         steps = max(t.step, round(self.seconds / (t.elapsed / t.step)))
         t.end_step = t.config.max_steps = t.schedule.max_steps = steps
 
+# %% ../nbs/11_pretraining.ipynb #e4abf12f
 def demo(seconds: float = 60, # training time to aim for (the steps are fitted to this machine's speed)
          device: str | None = None, # None: the best available
          prompt: str = "The with statement",

@@ -72,27 +72,32 @@ class CharTokenizer:
     @property
     def vocab_size(self) -> int: return len(self.itos)
 
-    def encode(self, text: str) -> list[int]:
-        "The id of every character of `text`."
-        stoi = self.stoi
-        try: return [stoi[c] for c in _check_text(text)]
-        except KeyError: pass
-        if self.unk_token is not None: return [stoi.get(c, 0) for c in text]
-        pos, c = next((p, c) for p, c in enumerate(text) if c not in stoi)
-        raise ValueError(f"character {c!r} (U+{ord(c):04X}) at position {pos} is not in the vocabulary of "
-                         f"{self.vocab_size} characters: train on text that contains it, or pass unk_token='<unk>'")
+# %% ../nbs/02_tokens.ipynb #c43ef9d6
+@patch
+def encode(self: CharTokenizer, text: str) -> list[int]:
+    "The id of every character of `text`."
+    stoi = self.stoi
+    try: return [stoi[c] for c in _check_text(text)]
+    except KeyError: pass
+    if self.unk_token is not None: return [stoi.get(c, 0) for c in text]
+    pos, c = next((p, c) for p, c in enumerate(text) if c not in stoi)
+    raise ValueError(f"character {c!r} (U+{ord(c):04X}) at position {pos} is not in the vocabulary of "
+                     f"{self.vocab_size} characters: train on text that contains it, or pass unk_token='<unk>'")
 
-    def decode(self, ids) -> str:
-        "The text of `ids` (the unknown token decodes to `unk_token`)."
-        ids, itos = _as_id_list(ids), self.itos
-        if any(not 0 <= i < len(itos) for i in ids): raise _bad_id(ids, len(itos))
-        return "".join(itos[i] for i in ids)
+@patch
+def decode(self: CharTokenizer, ids) -> str:
+    "The text of `ids` (the unknown token decodes to `unk_token`)."
+    ids, itos = _as_id_list(ids), self.itos
+    if any(not 0 <= i < len(itos) for i in ids): raise _bad_id(ids, len(itos))
+    return "".join(itos[i] for i in ids)
 
-    def pieces(self, ids) -> list[str]:
-        "The text of each id, one string per token."
-        return [self.decode([i]) for i in _as_id_list(ids)]
+@patch
+def pieces(self: CharTokenizer, ids) -> list[str]:
+    "The text of each id, one string per token."
+    return [self.decode([i]) for i in _as_id_list(ids)]
 
-    def __repr__(self): return f"CharTokenizer(vocab_size={self.vocab_size}, unk_token={self.unk_token!r})"
+@patch
+def __repr__(self: CharTokenizer): return f"CharTokenizer(vocab_size={self.vocab_size}, unk_token={self.unk_token!r})"
 
 # %% ../nbs/02_tokens.ipynb #81f77b47
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -109,6 +114,7 @@ def resolve_pattern(pattern: str | None, # "gpt2", "gpt4", a regular expression,
     except regex.error as e: raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {e}") from e
     return pattern
 
+# %% ../nbs/02_tokens.ipynb #2af793c4
 def _split_pieces(text: str, rx) -> list[str]:
     "Chunks of `text` by the compiled pattern `rx`; text between matches is kept as chunks of its own."
     if rx is None: return [text] if text else []
@@ -197,6 +203,7 @@ def _merge_tracking(ids: list[int], pair: tuple[int, int], new_id: int):
             out.append(ids[i]); i += 1
     return out, changes
 
+# %% ../nbs/02_tokens.ipynb #26bf905e
 def train_bpe_fast(text: str, # training text
                    n_merges: int, # how many merges to learn
                    pattern: str | None = "gpt4", # pre-split pattern: "gpt2", "gpt4", a regex, or None
@@ -366,6 +373,7 @@ def _merge_by_rank_heap(ids: list[int], merges: dict) -> list[int]:
         if nxt[i] < n and (r := merges.get((rank, tok[nxt[i]]))) is not None: heapq.heappush(heap, (r, i))
     return [t for t in tok if t is not None]
 
+# %% ../nbs/02_tokens.ipynb #7d6882e4
 @patch
 def _encode_chunk(self: BPETokenizer, chunk: str) -> list[int]:
     "The ids of one chunk (cached)."
@@ -387,7 +395,6 @@ def encode_ordinary(self: BPETokenizer, text: str) -> list[int]:
         ids = cache.get(chunk)
         out.extend(ids if ids is not None else encode_chunk(chunk))
     return out
-
 
 # %% ../nbs/02_tokens.ipynb #e7189612
 @patch
@@ -474,6 +481,7 @@ def save(self: BPETokenizer,
         raise
     return path
 
+# %% ../nbs/02_tokens.ipynb #f7074ad5
 @patch(cls_method=True)
 def load(cls: BPETokenizer,
          path: str | Path, # a file written by `save`
@@ -516,6 +524,7 @@ _U2B = {c: b for b, c in _B2U.items()}
 
 def _to_unicode(bs: bytes) -> str: return "".join(_B2U[b] for b in bs)
 
+# %% ../nbs/02_tokens.ipynb #a494afb1
 _PROPERTY = regex.compile(r"\\[pP](?:\{[^}]*\}|[A-Za-z])")  # \p{L}, \P{N}, \pL
 
 def _class_char(cp: int) -> str:
@@ -553,6 +562,7 @@ def hf_pattern(pattern: str) -> str:
         out.append(c); i += 1
     return "".join(out)
 
+# %% ../nbs/02_tokens.ipynb #fabae07a
 @patch
 def to_hf(self: BPETokenizer,
           special_tokens: bool = True, # add the special tokens (False: their strings are ordinary text)
@@ -635,6 +645,7 @@ def _pattern_from_hf(pre) -> str | None:
     raise ValueError(f"unsupported pre-tokenizer {json.dumps(pre)[:200]}: expected ByteLevel(add_prefix_space=False), or "
                      "Split(Regex, 'isolated') then ByteLevel(use_regex=False)")
 
+# %% ../nbs/02_tokens.ipynb #3e0eb47f
 @patch(cls_method=True)
 def from_hf(cls: BPETokenizer,
             tokenizer, # a `tokenizers.Tokenizer` (byte-level BPE), or the path of a tokenizer.json
@@ -669,6 +680,7 @@ def from_hf(cls: BPETokenizer,
         raise ValueError(f"vocabulary entry {extra[0]!r} is neither a byte, a merge result nor an added token")
     return cls(merges, pattern, added)
 
+# %% ../nbs/02_tokens.ipynb #9e0b5d36
 def train_bpe_hf(text: str, # training text
                  n_merges: int, # how many merges to learn
                  pattern: str | None = "gpt4", # pre-split pattern: "gpt2", "gpt4", a regex, or None

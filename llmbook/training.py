@@ -290,6 +290,7 @@ def cleanup_distributed():
     "Leave the process group, if one is running."
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
+# %% ../nbs/10_training.ipynb #e62446e1
 def _check_joined():
     "Refuse to train in one of several `torchrun` processes that never joined their group."
     n = _launched()
@@ -703,6 +704,7 @@ def checkpoints(folder: str | os.PathLike # an output folder of `Trainer`
     found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
     return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
 
+# %% ../nbs/10_training.ipynb #1c79007e
 def _rng_state(collate) -> tuple[dict, dict]:
     "This process's random generators: tensors, and JSON-able values."
     v, ints, gauss = random.getstate()
@@ -760,6 +762,7 @@ def _differences(saved: dict, current: dict) -> list[str]:
     keys = sorted((set(a) | set(b)) - _RUNTIME_FIELDS)
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
 
+# %% ../nbs/10_training.ipynb #d7f34bea
 def read_checkpoint(path: str | os.PathLike, # a checkpoint folder (`checkpoint-*`)
                     verify: bool = True, # check the SHA-256 of every file
                    ) -> dict:
@@ -802,6 +805,7 @@ def _gather_rng(self: Trainer) -> list[tuple[dict, dict]]:
     dist.all_gather_object(gathered, mine)
     return gathered
 
+# %% ../nbs/10_training.ipynb #cd39445f
 @patch
 def _write_checkpoint(self: Trainer, folder: Path, gathered: list):
     "Write the model, `trainer.safetensors` and `trainer.json` (with each file's SHA-256) into `folder`."
@@ -885,6 +889,7 @@ def _load_optimizer(self: Trainer, path: Path, meta: dict, tensors: dict):
         groups.append({**g, "betas": tuple(g["betas"]), "params": list(range(first, first + len(g["param_names"])))})
     self.optimizer.load_state_dict({"state": state, "param_groups": groups})
 
+# %% ../nbs/10_training.ipynb #88543aed
 @patch
 def _load_progress(self: Trainer, meta: dict, tensors: dict):
     "Restore the step, the history, the data position and this process's random generators."
