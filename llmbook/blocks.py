@@ -266,6 +266,7 @@ class Stack(nn.Module):
             raise ValueError("sliding_attention layers are implemented for causal stacks (decoders) only; "
                              "this stack is bidirectional")
         self.blocks = nn.ModuleList(Block(c, causal=causal, cross=cross, attn_type=t) for t in types)
+        self.attn_types = tuple(dict.fromkeys(types))  # the kinds of layer, each needing its own mask
         self.norm = make_norm(c) if c.pre_norm else nn.Identity()
 
 # %% ../nbs/05_blocks.ipynb #e98b7826
@@ -361,7 +362,7 @@ def run(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
     eager = not torch.compiler.is_compiling()
     if eager and attention_mask is not None and bool(attention_mask.all()): attention_mask = None
     if eager and context_mask is not None and bool(context_mask.all()): context_mask = None
-    masks = {t: self.self_attention_mask(t, attention_mask, T, S, x.device) for t in {b.attn_type for b in self.blocks}}
+    masks = {t: self.self_attention_mask(t, attention_mask, T, S, x.device) for t in self.attn_types}
     cross_mask = None if context_mask is None else padding_mask(context_mask.to(x.device))
     rope, bias = self.pos.rotary(position_ids), self.pos.bias(T, S)
     for i, block in enumerate(self.blocks):
