@@ -8,6 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from fastcore.basics import patch
 from .embeddings import TokenEmbedding
 from .blocks import TransformerConfig, Stack, make_norm, ACT_FNS, add_presets, preset
 from .decoder import init_weights, check_input_ids
@@ -77,26 +78,29 @@ class Encoder(Stack):
         if self.head_type == "tokens": return self.classifier(self.drop(h))
         return h
 
-    def embed(self, input_ids: torch.Tensor, # (B, T)
-              attention_mask: torch.Tensor | None = None, # (B, T)
-              pooling: str = "mean", # "mean", "cls" or "pooler", see `pool`
-             ) -> torch.Tensor:
-        "Sentence vectors `(B, d_model)`: the pooled last hidden states."
-        return self.pool(self.hidden(input_ids, attention_mask), attention_mask, pooling)
+# %% ../nbs/07_encoder.ipynb #9634c7d2
+@patch
+def embed(self: Encoder, input_ids: torch.Tensor, # (B, T)
+          attention_mask: torch.Tensor | None = None, # (B, T)
+          pooling: str = "mean", # "mean", "cls" or "pooler", see `pool`
+         ) -> torch.Tensor:
+    "Sentence vectors `(B, d_model)`: the pooled last hidden states."
+    return self.pool(self.hidden(input_ids, attention_mask), attention_mask, pooling)
 
-    def pool(self, h: torch.Tensor, # (B, T, d) hidden states
-             attention_mask: torch.Tensor | None = None, # (B, T)
-             pooling: str = "mean", # "mean" (over real tokens), "cls" (first position) or "pooler" (BERT's dense+tanh)
-            ) -> torch.Tensor:
-        "One vector per sequence `(B, d)`."
-        if pooling == "cls": return h[:, 0]
-        if pooling == "pooler":
-            if self.pooler is None: raise ValueError(f"a model with head={self.head_type!r} has no pooler; use 'mean' or 'cls'")
-            return self.pooler(h)
-        if pooling != "mean": raise ValueError(f"unknown pooling {pooling!r}: expected 'mean', 'cls' or 'pooler'")
-        if attention_mask is None: return h.mean(1)
-        m = attention_mask[..., None].to(h.dtype)
-        return (h * m).sum(1) / m.sum(1).clamp(min=1)
+@patch
+def pool(self: Encoder, h: torch.Tensor, # (B, T, d) hidden states
+         attention_mask: torch.Tensor | None = None, # (B, T)
+         pooling: str = "mean", # "mean" (over real tokens), "cls" (first position) or "pooler" (BERT's dense+tanh)
+        ) -> torch.Tensor:
+    "One vector per sequence `(B, d)`."
+    if pooling == "cls": return h[:, 0]
+    if pooling == "pooler":
+        if self.pooler is None: raise ValueError(f"a model with head={self.head_type!r} has no pooler; use 'mean' or 'cls'")
+        return self.pooler(h)
+    if pooling != "mean": raise ValueError(f"unknown pooling {pooling!r}: expected 'mean', 'cls' or 'pooler'")
+    if attention_mask is None: return h.mean(1)
+    m = attention_mask[..., None].to(h.dtype)
+    return (h * m).sum(1) / m.sum(1).clamp(min=1)
 
 # %% ../nbs/07_encoder.ipynb #c47d116a
 from .core import evaluating

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch
 from torch import nn
+from fastcore.basics import patch
 from .embeddings import TokenEmbedding
 from .attention import KVCache
 from .blocks import TransformerConfig, Stack, add_presets, preset, check_mask
@@ -78,14 +79,16 @@ class Seq2Seq(nn.Module):
         h = self.decoder.run(x, decoder_attention_mask, None, cache, context=encoder_out, context_mask=attention_mask)
         return self.head(h * self.config.output_scale)[..., :self.config.vocab_size]
 
-    def _check_inputs(self, encoder_out, decoder_input_ids, attention_mask, decoder_attention_mask, cache): # eager only
-        if torch.compiler.is_compiling(): return
-        B, T = decoder_input_ids.shape
-        if encoder_out.shape[0] != B:
-            raise ValueError(f"the source has batch size {encoder_out.shape[0]} but decoder_input_ids has {B}")
-        check_mask(attention_mask, encoder_out.shape[:2])
-        S = T + (0 if cache is None else cache.length)
-        check_mask(decoder_attention_mask, (B, S), "decoder_attention_mask", " (batch, cached + new tokens)")
+# %% ../nbs/08_seq2seq.ipynb #0e0b82eb
+@patch
+def _check_inputs(self: Seq2Seq, encoder_out, decoder_input_ids, attention_mask, decoder_attention_mask, cache): # eager only
+    if torch.compiler.is_compiling(): return
+    B, T = decoder_input_ids.shape
+    if encoder_out.shape[0] != B:
+        raise ValueError(f"the source has batch size {encoder_out.shape[0]} but decoder_input_ids has {B}")
+    check_mask(attention_mask, encoder_out.shape[:2])
+    S = T + (0 if cache is None else cache.length)
+    check_mask(decoder_attention_mask, (B, S), "decoder_attention_mask", " (batch, cached + new tokens)")
 
 # %% ../nbs/08_seq2seq.ipynb #af829197
 def seq2seq_maps(model: Seq2Seq, input_ids, decoder_input_ids, attention_mask=None) -> dict:
