@@ -194,7 +194,7 @@ class MLP(nn.Module):
                  bias: bool = True):
         super().__init__()
         if act not in ACT_FNS: raise ValueError(f"unknown activation {act!r}: expected one of {tuple(ACT_FNS)}")
-        self.act = ACT_FNS[act]
+        self.act_name, self.act = act, ACT_FNS[act]
         self.up = nn.Linear(d_model, d_ff, bias=bias)
         self.gate = nn.Linear(d_model, d_ff, bias=bias) if gated else None
         self.down = nn.Linear(d_ff, d_model, bias=bias)

@@ -385,14 +385,17 @@ FORMAT_VERSION = 2 # 2: the families share `Stack` (weight names changed; versio
 MODEL_CLASSES = {"decoder": Decoder, "encoder": Encoder, "seq2seq": Seq2Seq} # family -> class
 _CLASS_FAMILY = {"Decoder": "decoder", "Encoder": "encoder", "Seq2Seq": "seq2seq"} # version 1 stored the class name
 
+def _stack_renames(short: str, side: str) -> list[tuple[str, str]]:
+    "How one half of a version-1 encoder-decoder (`enc_...` / `encoder.N.`) became a `Stack` named `side`."
+    return [(rf"^{short}_embeddings\.pos\.", f"{side}.pos.table."), (rf"^{short}_embeddings\.types\.", f"{side}.types."),
+            (rf"^{short}_embeddings\.norm\.", f"{side}.embed_norm."), (rf"^{short}_rel\.bias\.", f"{side}.pos.rel."),
+            (rf"^{short}_norm\.", f"{side}.norm."), (rf"^{side}\.(\d+)\.", rf"{side}.blocks.\1.")]
+
 _V1_RENAMES = { # family -> (pattern, replacement) for the weight names of format version 1
     "decoder": [(r"^pos\.weight$", "pos.table.weight")],
     "encoder": [(r"^embeddings\.pos\.", "pos.table."), (r"^embeddings\.types\.", "types."),
                 (r"^embeddings\.norm\.", "embed_norm.")],
-    "seq2seq": [(r"^(enc|dec)_embeddings\.pos\.", r"\1_STACK.pos.table."), (r"^(enc|dec)_embeddings\.types\.", r"\1_STACK.types."),
-                (r"^(enc|dec)_embeddings\.norm\.", r"\1_STACK.embed_norm."), (r"^(enc|dec)_rel\.bias\.", r"\1_STACK.pos.rel."),
-                (r"^(enc|dec)_norm\.", r"\1_STACK.norm."), (r"^(encoder|decoder)\.(\d+)\.", r"\1.blocks.\2."),
-                (r"^enc_STACK\.", "encoder."), (r"^dec_STACK\.", "decoder.")],
+    "seq2seq": _stack_renames("enc", "encoder") + _stack_renames("dec", "decoder"),
 }
 
 def upgrade_names(family: str, # "decoder", "encoder" or "seq2seq"

@@ -113,8 +113,6 @@ def build(family, position, seed=0):
     model = cls(preset(name, position=position, rel_buckets=8, rel_max_distance=16), **kw).eval()
     with torch.no_grad():
         for p in model.parameters(): p.add_(torch.randn_like(p) * 0.2)  # biases, norms, tables: all non-trivial
-    for m in model.modules():
-        if hasattr(m, "act") and hasattr(m, "up"): m.act_name = model.config.mlp_act
     return model
 
 
