@@ -14,9 +14,9 @@ from .embeddings import POSITIONS, Positions, check_ids
 from .attention import Attention, BACKENDS, KVCache, combine_masks, padding_mask
 
 # %% auto #0
-__all__ = ['NORMS', 'ACTIVATIONS', 'LAYER_TYPES', 'PRESETS', 'PRESET_FAMILY', 'FAMILY_MODULES', 'ACT_FNS', 'TransformerConfig',
-           'add_presets', 'preset', 'RMSNorm', 'layer_norm_math', 'make_norm', 'gelu_tanh', 'MLP', 'Block', 'Stack',
-           'check_mask', 'sliding_window_mask']
+__all__ = ['NORMS', 'ACTIVATIONS', 'LAYER_TYPES', 'PRESETS', 'PRESET_FAMILY', 'FAMILY_MODULES', 'ACT_FNS', 'MLP_KINDS',
+           'TransformerConfig', 'add_presets', 'preset', 'RMSNorm', 'layer_norm_math', 'make_norm', 'gelu_tanh', 'MLP',
+           'Block', 'Stack', 'check_mask', 'sliding_window_mask']
 
 # %% ../nbs/05_blocks.ipynb #c10c9f0b
 NORMS = ("layernorm", "rmsnorm")
@@ -66,6 +66,7 @@ class TransformerConfig:
     decoder_start_token_id: int | None = None # encoder-decoders: first decoder input
     layer_types: list[str] | None = None # attention per layer, one of `LAYER_TYPES` each (None: all "full_attention")
     sliding_window: int | None = None # "sliding_attention" layers see this many positions back (their own included)
+    mlp_types: list[str] | None = None # MLP per layer, a key of `MLP_KINDS` each (None: all "dense")
 
     def __post_init__(self): self._check_and_fill()  # written out in the next cell
 
@@ -93,12 +94,14 @@ def _check_and_fill(self: TransformerConfig):
         raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
     if self.n_decoder_heads is not None and self.d_model % self.n_decoder_heads:
         raise ValueError(f"n_decoder_heads={self.n_decoder_heads} does not divide d_model={self.d_model}")
-    if self.layer_types is not None:
-        self.layer_types = list(self.layer_types)
-        if len(self.layer_types) != self.n_layers:
-            raise ValueError(f"layer_types has {len(self.layer_types)} entries but there are n_layers={self.n_layers} layers")
-        bad = [t for t in self.layer_types if t not in LAYER_TYPES]
-        if bad: raise ValueError(f"layer_types holds {bad[0]!r}: expected one of {LAYER_TYPES}")
+    for name in ("layer_types", "mlp_types"):  # one entry per layer (`Block` checks the MLP kinds)
+        kinds = getattr(self, name)
+        if kinds is None: continue
+        setattr(self, name, list(kinds))
+        if len(kinds) != self.n_layers:
+            raise ValueError(f"{name} has {len(kinds)} entries but there are n_layers={self.n_layers} layers")
+    bad = [t for t in self.layer_types or () if t not in LAYER_TYPES]
+    if bad: raise ValueError(f"layer_types holds {bad[0]!r}: expected one of {LAYER_TYPES}")
     uses_window = "sliding_attention" in (self.layer_types or ())
     if uses_window and (self.sliding_window is None or self.sliding_window < 1):
         raise ValueError(f"sliding_attention layers need sliding_window >= 1, got {self.sliding_window}")
@@ -202,6 +205,8 @@ class MLP(nn.Module):
         h = self.act(self.gate(x)) * self.up(x) if self.gate is not None else self.act(self.up(x))  # (B, T, d_ff)
         return self.down(h)
 
+MLP_KINDS = {"dense": lambda c: MLP(c.d_model, c.d_ff, c.mlp_act, c.gated_mlp, c.bias)}  # builds one layer's MLP from the config
+
 # %% ../nbs/05_blocks.ipynb #dfee5137
 class Block(nn.Module):
     "One transformer block: (self-attention, optional cross-attention, MLP), each with a norm and a residual."
@@ -209,13 +214,15 @@ class Block(nn.Module):
                  causal: bool = True, # self-attention sees only the past (decoders)
                  cross: bool = False, # add cross-attention over an encoder output
                  attn_type: str = "full_attention", # or "sliding_attention": see `TransformerConfig.layer_types`
+                 mlp_type: str = "dense", # a key of `MLP_KINDS`: see `TransformerConfig.mlp_types`
                 ):
         super().__init__()
         c = config
-        self.pre_norm, self.causal, self.attn_type = c.pre_norm, causal, attn_type
+        if mlp_type not in MLP_KINDS: raise ValueError(f"mlp_type={mlp_type!r} is not one of {tuple(MLP_KINDS)}")
+        self.pre_norm, self.causal, self.attn_type, self.mlp_type = c.pre_norm, causal, attn_type, mlp_type
         self.norm1, self.attn = make_norm(c), self._attention(c)
         self.norm_cross, self.cross_attn = (make_norm(c), self._attention(c)) if cross else (None, None)
-        self.norm2, self.mlp = make_norm(c), MLP(c.d_model, c.d_ff, c.mlp_act, c.gated_mlp, c.bias)
+        self.norm2, self.mlp = make_norm(c), MLP_KINDS[mlp_type](c)
         self.drop = nn.Dropout(c.dropout)
 
     @staticmethod
@@ -265,7 +272,8 @@ class Stack(nn.Module):
         if "sliding_attention" in types and not causal:
             raise ValueError("sliding_attention layers are implemented for causal stacks (decoders) only; "
                              "this stack is bidirectional")
-        self.blocks = nn.ModuleList(Block(c, causal=causal, cross=cross, attn_type=t) for t in types)
+        mlps = c.mlp_types or ["dense"] * c.n_layers
+        self.blocks = nn.ModuleList(Block(c, causal, cross, t, m) for t, m in zip(types, mlps))
         self.attn_types = tuple(dict.fromkeys(types))  # the kinds of layer, each needing its own mask
         self.norm = make_norm(c) if c.pre_norm else nn.Identity()
 
