@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 from llmbook.hub import from_hf, save, load, UnsupportedConfigError
+from parity import randomize, trivial_parameters, mutated
 
 ATOL = 1e-5
 V = 320
@@ -14,18 +15,14 @@ def gpt2(**kw):
     cfg = dict(vocab_size=V, n_positions=64, n_embd=64, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=1,
                pad_token_id=0, attn_implementation="eager")
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(**{**cfg, **kw})).eval()
+    return randomize(GPT2LMHeadModel(GPT2Config(**{**cfg, **kw}))).eval()
 
 def llama(**kw):
     cfg = dict(vocab_size=V, hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
                num_key_value_heads=4, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0,
                attn_implementation="eager")
     torch.manual_seed(0)
-    m = LlamaForCausalLM(LlamaConfig(**{**cfg, **kw})).eval()
-    with torch.no_grad():  # random biases, so that a bias mapped wrongly cannot hide behind zeros
-        for n, p in m.named_parameters():
-            if n.endswith("bias"): p.normal_(0, 0.1)
-    return m
+    return randomize(LlamaForCausalLM(LlamaConfig(**{**cfg, **kw}))).eval()
 
 VARIANTS = {
     "gpt2": lambda: gpt2(),
@@ -57,10 +54,28 @@ def pair(request):
     return hf, from_hf(hf)
 
 @torch.no_grad()
-def test_logits_equal(pair):
-    hf, ours = pair
+def check_logits(hf, ours):
     ids = torch.randint(0, V, (2, 16), generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(ours(ids), hf(ids).logits, atol=ATOL, rtol=0)
+
+def test_logits_equal(pair):
+    check_logits(*pair)
+
+def test_every_parameter_is_random(pair):
+    "No all-0 or all-1 tensor on either side: a weight mapped to the wrong place changes the logits."
+    hf, ours = pair
+    assert trivial_parameters(hf) == [] and trivial_parameters(ours) == []
+
+@pytest.mark.parametrize("variant,mutation", [("gpt2", "zero_biases"), ("gpt2", "swap_norms"), ("gpt2", "reset_norms"),
+                                              ("llama-gqa", "swap_norms"), ("llama-gqa", "reset_norms"),
+                                              ("llama-bias", "zero_biases")])
+def test_parity_notices_a_broken_model(variant, mutation):
+    "The mutations that passed test_logits_equal under transformers' default init (biases 0, norms 1) now fail it."
+    hf = VARIANTS[variant]()
+    ours = from_hf(hf)
+    check_logits(hf, ours)
+    with pytest.raises(AssertionError, match="Tensor-likes are not close"):
+        check_logits(hf, mutated(ours, mutation))
 
 @torch.no_grad()
 def test_padded_batch_equal(pair):
