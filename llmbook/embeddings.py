@@ -104,6 +104,18 @@ def apply_rotary(x: torch.Tensor, # (B, H, T, head_dim) queries or keys
     "Rotate each dimension pair of `x` by its position's angle."
     return (x * cos + rotate_half(x) * sin).to(x.dtype)
 
+# %% ../nbs/03_embeddings.ipynb #402e887f
+from fastcore.basics import patch
+
+@patch
+def _apply(self: RotaryEmbedding, fn, recurse=True):
+    "Move with the model, but never leave float32: a bf16 `inv_freq` gives wrong angles at long positions."
+    inv_freq = self.inv_freq
+    nn.Module._apply(self, fn, recurse)  # moves (and casts) every buffer
+    if self.inv_freq.dtype != torch.float32 and not self.inv_freq.is_meta:
+        self.inv_freq = inv_freq.to(device=self.inv_freq.device)  # the float32 values, on the new device
+    return self
+
 # %% ../nbs/03_embeddings.ipynb #f1937119
 def plot_rope(position: int = 10, # mark this position
               theta: float = 10000.0, # rope_theta
