@@ -12,40 +12,28 @@ import torch
 from transformers import (BertConfig, BertForMaskedLM, BertModel, BertForSequenceClassification, BertForTokenClassification,
                           T5Config, T5ForConditionalGeneration, BartConfig, BartForConditionalGeneration)
 from llmbook.hub import from_hf, save, load, UnsupportedConfigError
+from parity import randomize, trivial_parameters, mutated
 
 ATOL = 1e-5
-
-def _random_biases(m):
-    "Random biases and norm weights, so that a weight mapped wrongly cannot hide behind zeros and ones."
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n or "layernorm" in n: p.normal_(0, 0.2).add_(p.ndim and 0)
-        for n, b in m.named_buffers():
-            if n.endswith("final_logits_bias"): b.normal_(0, 0.5)
-    return m
 
 def bert(cls=BertForMaskedLM, **kw):
     cfg = dict(vocab_size=120, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
                max_position_embeddings=64, type_vocab_size=2, pad_token_id=0, attn_implementation="eager")
     torch.manual_seed(0)
-    return _random_biases(cls(BertConfig(**{**cfg, **kw}))).eval()
+    return randomize(cls(BertConfig(**{**cfg, **kw})), bias_std=0.2).eval()
 
 def t5(**kw):
     cfg = dict(vocab_size=120, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, decoder_start_token_id=0,
                pad_token_id=0, eos_token_id=1, attn_implementation="eager")
     torch.manual_seed(0)
-    m = T5ForConditionalGeneration(T5Config(**{**cfg, **kw})).eval()
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if "layer_norm" in n: p.normal_(1, 0.2)
-    return m
+    return randomize(T5ForConditionalGeneration(T5Config(**{**cfg, **kw}))).eval()
 
 def bart(**kw):
     cfg = dict(vocab_size=120, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
                decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=64,
                bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2, attn_implementation="eager")
     torch.manual_seed(0)
-    return _random_biases(BartForConditionalGeneration(BartConfig(**{**cfg, **kw}))).eval()
+    return randomize(BartForConditionalGeneration(BartConfig(**{**cfg, **kw})), bias_std=0.2).eval()
 
 ENCODERS = {
     "bert-mlm": lambda: bert(),
@@ -75,15 +63,16 @@ def enc_pair(request):
     return hf, from_hf(hf)
 
 @torch.no_grad()
-def test_bert_mlm_logits(enc_pair):
-    hf, ours = enc_pair
-    V = hf.config.vocab_size
-    ids, mask = right_padded(V)
-    types = torch.randint(0, hf.config.type_vocab_size, ids.shape)
+def check_mlm_logits(hf, ours):
+    ids, mask = right_padded(hf.config.vocab_size)
+    types = torch.randint(0, hf.config.type_vocab_size, ids.shape, generator=torch.Generator().manual_seed(4))
     ref = hf(ids, attention_mask=mask, token_type_ids=types).logits
     out = ours(ids, attention_mask=mask, token_type_ids=types)
     assert out.shape == ref.shape
     torch.testing.assert_close(out[mask.bool()], ref[mask.bool()], atol=ATOL, rtol=0)
+
+def test_bert_mlm_logits(enc_pair):
+    check_mlm_logits(*enc_pair)
 
 @torch.no_grad()
 @pytest.mark.parametrize("cls,head", [(BertModel, None), (BertForSequenceClassification, "classify"),
@@ -117,8 +106,7 @@ def decoder_batch(V, lo=3):
     return dec, dmask
 
 @torch.no_grad()
-def test_seq2seq_logits_padded(s2s_pair):
-    hf, ours = s2s_pair
+def check_seq2seq_logits(hf, ours):
     V = hf.config.vocab_size
     ids, mask = right_padded(V)
     dec, dmask = decoder_batch(V)
@@ -128,6 +116,27 @@ def test_seq2seq_logits_padded(s2s_pair):
     torch.testing.assert_close(out[dmask.bool()], ref[dmask.bool()], atol=ATOL, rtol=0)
     torch.testing.assert_close(ours.encode(ids, mask)[mask.bool()],
                                hf.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()], atol=ATOL, rtol=0)
+
+def test_seq2seq_logits_padded(s2s_pair):
+    check_seq2seq_logits(*s2s_pair)
+
+@pytest.mark.parametrize("make", [lambda: bert(), lambda: t5(), lambda: bart()], ids=["bert", "t5", "bart"])
+def test_every_parameter_is_random(make):
+    "No all-0 or all-1 tensor on either side (BART's embeddings keep their all-zero padding row, which is one row)."
+    hf = make()
+    assert trivial_parameters(hf) == [] and trivial_parameters(from_hf(hf)) == []
+
+@pytest.mark.parametrize("variant,mutation", [("bert-mlm", "zero_biases"), ("bert-mlm", "swap_norms"), ("bert-mlm", "reset_norms"),
+                                              ("t5-v1.1-gated-gelu", "swap_norms"), ("t5-v1.1-gated-gelu", "reset_norms"),
+                                              ("bart", "zero_biases"), ("bart", "swap_norms"), ("bart", "reset_norms")])
+def test_parity_notices_a_broken_model(variant, mutation):
+    "Zeroed biases, swapped norm1/norm2 and reset norms in llmbook's model fail the logits check."
+    make, check = (ENCODERS[variant], check_mlm_logits) if variant in ENCODERS else (SEQ2SEQ[variant], check_seq2seq_logits)
+    hf = make()
+    ours = from_hf(hf)
+    check(hf, ours)
+    with pytest.raises(AssertionError, match="Tensor-likes are not close"):
+        check(hf, mutated(ours, mutation))
 
 @torch.no_grad()
 @pytest.mark.parametrize("static", [False, True])
