@@ -55,6 +55,11 @@ class Encoder(Stack):
         if head in ("classify", "tokens") and not (num_labels and num_labels > 0):
             raise ValueError(f"head {head!r} needs num_labels >= 1, got {num_labels}")
         c = config
+        no_half = (None, "it has no decoder half")
+        c.refuse_unused("an Encoder", n_decoder_layers=no_half, n_decoder_heads=no_half, d_decoder_ff=no_half,
+                        tie_embeddings=(True, "BERT's masked-LM head always shares the token table"),
+                        head_bias=(False, "the masked-LM head has its own bias; the other heads are plain linear layers"),
+                        output_scale=(1.0, "no head scales the hidden states"))
         super().__init__(c, causal=False, tok_embed=TokenEmbedding(c.vocab_size, c.d_model, c.padded_vocab))
         self.head_type, self.num_labels = head, num_labels
         self.pooler = Pooler(c.d_model) if head in (None, "classify") else None
@@ -79,13 +84,22 @@ class Encoder(Stack):
         return h
 
 # %% ../nbs/07_encoder.ipynb #9634c7d2
+Encoder.sentence_settings = dict(pooling="mean", normalize=False, max_seq_length=None)  # a sentence-transformers checkpoint sets its own
+
 @patch
 def embed(self: Encoder, input_ids: torch.Tensor, # (B, T)
           attention_mask: torch.Tensor | None = None, # (B, T)
-          pooling: str = "mean", # "mean", "cls" or "pooler", see `pool`
+          pooling: str | None = None, # "mean", "cls" or "pooler", see `pool` (None: `sentence_settings`)
+          normalize: bool | None = None, # scale each vector to length 1 (None: `sentence_settings`)
          ) -> torch.Tensor:
     "Sentence vectors `(B, d_model)`: the pooled last hidden states."
-    return self.pool(self.hidden(input_ids, attention_mask), attention_mask, pooling)
+    s = self.sentence_settings
+    limit = s["max_seq_length"]
+    if limit is not None and input_ids.shape[-1] > limit:
+        raise ValueError(f"{input_ids.shape[-1]} tokens, but this sentence encoder takes at most max_seq_length={limit} "
+                         f"(its checkpoint's limit): split the text into shorter passages")
+    v = self.pool(self.hidden(input_ids, attention_mask), attention_mask, s["pooling"] if pooling is None else pooling)
+    return F.normalize(v, dim=-1) if (s["normalize"] if normalize is None else normalize) else v
 
 @patch
 def pool(self: Encoder, h: torch.Tensor, # (B, T, d) hidden states

@@ -4,10 +4,13 @@
 
 # %% ../nbs/09_pretrained.ipynb #ae126949
 from __future__ import annotations
-import json, os, re, tempfile, dataclasses
+import json, os, re, shutil, tempfile, dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 import torch
 from torch import nn
+from safetensors import safe_open
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from .blocks import TransformerConfig
 from .decoder import Decoder
@@ -15,8 +18,11 @@ from .encoder import Encoder
 from .seq2seq import Seq2Seq
 
 # %% auto #0
-__all__ = ['HF_MODEL_TYPES', 'TOKEN_IDS', 'SAFE_OVERRIDES', 'FORMAT_VERSION', 'MODEL_CLASSES', 'UnsupportedConfigError',
-           'convert_state_dict', 'config_from_hf', 'from_hf', 'upgrade_names', 'save', 'load']
+__all__ = ['HF_MODEL_TYPES', 'TOKEN_IDS', 'SAFE_OVERRIDES', 'FORMAT_VERSION', 'MODEL_CLASSES', 'TOKENIZER_BACKENDS',
+           'TOKENIZER_MODELS', 'CHECKPOINT_FILES', 'HF_CONFIG_WRITERS', 'UnsupportedConfigError', 'convert_state_dict',
+           'carry_generation', 'LazyTensors', 'config_from_hf', 'from_hf', 'upgrade_names', 'save', 'load',
+           'PretrainedTokenizer', 'resolve_checkpoint', 'load_tokenizer', 'from_pretrained', 'config_to_hf',
+           'state_dict_to_hf', 'to_hf']
 
 # %% ../nbs/09_pretrained.ipynb #7331570d
 class UnsupportedConfigError(ValueError):
@@ -136,6 +142,7 @@ def _bert_config(cfg: dict) -> TransformerConfig:
     _require(cfg, "hidden_act", lambda v: v in _HF_ACTS, "bert")
     _require(cfg, "position_embedding_type", lambda v: v == "absolute", "bert")
     for f in ("add_cross_attention", "is_decoder"): _require(cfg, f, lambda v: not v, "bert")
+    _require(cfg, "tie_word_embeddings", lambda v: v, "bert")  # llmbook's masked-LM head always reads the token table
     _require(cfg, "tie_word_embeddings", lambda v: v, "bert")  # BERT's MLM head reuses the embedding matrix
     return TransformerConfig(
         vocab_size=cfg["vocab_size"], max_seq_len=cfg["max_position_embeddings"], d_model=cfg["hidden_size"],
@@ -224,7 +231,7 @@ def _t5_map(config: TransformerConfig) -> dict:
          "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": ("encoder.pos.rel.weight", None),
          "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight": ("decoder.pos.rel.weight", None)}
     qkvo = tuple((n, n) for n in "qkvo")
-    mlp = (("wi", "up"), ("wi_0", "gate"), ("wi_1", "up"), ("wo", "down"))
+    mlp = (("wi_0", "gate"), ("wi_1", "up"), ("wo", "down")) if config.gated_mlp else (("wi", "up"), ("wo", "down"))
     for side, n in (("encoder", config.n_layers), ("decoder", config.n_decoder_layers or config.n_layers)):
         for i in range(n):
             h, b = f"{side}.block.{i}.layer.", f"{side}.blocks.{i}."
@@ -240,10 +247,14 @@ def _t5_map(config: TransformerConfig) -> dict:
     return m
 
 # %% ../nbs/09_pretrained.ipynb #d20161bf
+def _to_vector(w): return w.reshape(-1)  # BART stores its logits bias as a (1, V) row
+
+def _to_vector(w): return w.reshape(-1)  # BART stores its logits bias as a (1, V) row
+
 def _bart_map(config: TransformerConfig) -> dict:
     m = {"shared.weight": ("tok_embed.weight", None), "encoder.embed_tokens.weight": ("tok_embed.weight", None),
          "decoder.embed_tokens.weight": ("tok_embed.weight", None),
-         "final_logits_bias": ("head.bias", lambda w: w.reshape(-1))}
+         "final_logits_bias": ("head.bias", _to_vector)}
     qkvo = (("q_proj", "q"), ("k_proj", "k"), ("v_proj", "v"), ("out_proj", "o"))
     for side, n in (("encoder", config.n_layers), ("decoder", config.n_decoder_layers or config.n_layers)):
         m[f"{side}.embed_positions.weight"] = (f"{side}.pos.table.weight", None)
@@ -289,7 +300,7 @@ def convert_state_dict(state: dict, # their tensors
     ours = model.state_dict()
     tied = getattr(model.config, "tie_embeddings", False)
     out, extra = {}, []
-    for name, w in state.items():
+    for name in state:  # a `LazyTensors` reads each tensor only when it is looked up below
         key = name[len(prefix):] if prefix and name.startswith(prefix) else name
         if key == "lm_head.weight":
             if tied: continue  # the same matrix as the embedding
@@ -298,6 +309,7 @@ def convert_state_dict(state: dict, # their tensors
             targets = mapping[key] if isinstance(mapping[key], list) else [mapping[key]]
         elif key.endswith(_NOT_WEIGHTS): continue
         else: extra.append(name); continue
+        w = state[name]
         for target, fn in targets:
             if target is None: continue  # a tied copy of another tensor
             if target not in ours: extra.append(name); continue
@@ -315,42 +327,133 @@ def convert_state_dict(state: dict, # their tensors
             raise ValueError(f"tensor {k} has shape {tuple(got)} in the checkpoint but the model expects {tuple(want)}")
     return out
 
+# %% ../nbs/09_pretrained.ipynb #12798758
+TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+
+def _token_id(name: str, v):
+    "HF allows a list of EOS ids (Llama 3.1 Instruct: three), and so does llmbook; the other ids are single."
+    if isinstance(v, (list, tuple)) and name != "eos_token_id":
+        if len(v) != 1: raise UnsupportedConfigError(f"{name}={v!r}: llmbook takes one {name} (only eos_token_id may list several)")
+        return v[0]
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+_HF_GENERATION = {  # transformers' generation settings and their defaults (a default is no setting at all)
+    "max_length": 20, "min_length": 0, "max_new_tokens": None, "min_new_tokens": None, "do_sample": False,
+    "early_stopping": False, "num_beams": 1, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "min_p": None,
+    "repetition_penalty": 1.0, "length_penalty": 1.0, "no_repeat_ngram_size": 0, "num_return_sequences": 1,
+    "forced_bos_token_id": None, "forced_eos_token_id": None, "stop_strings": None,
+    "num_beam_groups": 1, "diversity_penalty": 0.0, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
+    "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None, "remove_invalid_values": False,
+    "exponential_decay_length_penalty": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+    "renormalize_logits": False, "sequence_bias": None, "guidance_scale": None, "penalty_alpha": None,
+    "forced_decoder_ids": None, "no_repeat_ngram_size_encoder": 0, "token_healing": False,
+}
+_GENERATION_IGNORED = {"transformers_version", "_from_model_config", "_commit_hash", "use_cache", "output_attentions",
+                       "output_hidden_states", "output_scores", "output_logits", "return_dict_in_generate",
+                       "cache_implementation", "return_legacy_cache"}  # what is returned or cached, not which tokens
+_SAME_NAME = ("max_new_tokens", "min_new_tokens", "do_sample", "early_stopping", "num_beams", "temperature", "top_k",
+              "top_p", "min_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size", "num_return_sequences",
+              "forced_bos_token_id", "forced_eos_token_id", "stop_strings") + TOKEN_IDS
+
+def carry_generation(settings: dict, # generation_config.json (or the generation keys of config.json)
+                     config: TransformerConfig, # the model's config (its context length and token ids)
+                     seq2seq: bool = False, # counts differ: HF's max_length includes an encoder-decoder's start token
+                    ) -> dict | None:
+    "llmbook `generate` settings for transformers' generation settings; `UnsupportedConfigError` for one it lacks."
+    out, refused = {}, []
+    for k, v in settings.items():
+        if k in _GENERATION_IGNORED or v is None or (k in _HF_GENERATION and v == _HF_GENERATION[k]): continue
+        if k in TOKEN_IDS:
+            v = _token_id(k, v)
+            if v != getattr(config, k): out[k] = v  # generation_config.json's ids win over config.json's, as in HF
+        elif k in _SAME_NAME: out[k] = v
+        elif k == "max_length" and seq2seq: out["max_new_tokens"] = v - 1  # HF counts the decoder start token
+        elif k == "min_length" and seq2seq: out["min_new_tokens"] = v - 1
+        elif k == "max_length" and v >= config.max_seq_len: out["max_new_tokens"] = None  # until EOS or the context is full
+        else: refused.append(f"{k}={v!r}")
+    if refused:
+        raise UnsupportedConfigError(
+            f"the checkpoint's generation settings {refused} are not supported by llmbook's generate"
+            + (" (a decoder's max_length and min_length count the prompt too: use max_new_tokens, min_new_tokens)"
+               if any(r.startswith(("max_length", "min_length")) for r in refused) else "")
+            + "; load with from_hf(..., generation=False) "
+            f"and pass your own settings to generate")
+    from llmbook.generation import GenerationConfig  # the decoding chapter validates them
+    try: GenerationConfig(**out).validate(config.vocab_size)
+    except ValueError as e: raise UnsupportedConfigError(f"the checkpoint's generation settings are invalid: {e}") from None
+    return out or None
+
+# %% ../nbs/09_pretrained.ipynb #4a63f588
+def _open_safetensors(path: Path):
+    "`safe_open` that reads with plain file reads where this safetensors version can (0.8+), else by mmap."
+    try: return safe_open(path, framework="pt", backend="pread")
+    except TypeError: return safe_open(path, framework="pt")
+
+class LazyTensors(Mapping):
+    "The tensors of safetensors files by name, each read from its file only when looked up."
+    def __init__(self, where: dict): self.where = where # tensor name -> the file that holds it
+
+    @classmethod
+    def from_files(cls, files) -> "LazyTensors":
+        "Every tensor of `files` (only their headers are read here)."
+        where = {}
+        for path in files:
+            with _open_safetensors(path) as f: where.update({name: Path(path) for name in f.keys()})
+        return cls(where)
+
+    @classmethod
+    def from_index(cls, index: Path) -> "LazyTensors":
+        "The tensors listed in a sharded checkpoint's `model.safetensors.index.json`."
+        weight_map = json.loads(index.read_text()).get("weight_map")
+        if not isinstance(weight_map, dict): raise ValueError(f"{index} has no weight_map")
+        missing = sorted({s for s in weight_map.values() if not (index.parent / s).is_file()})
+        if missing: raise FileNotFoundError(f"{index} lists shard(s) {missing} that are not in {index.parent}")
+        return cls({name: index.parent / shard for name, shard in weight_map.items()})
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        with _open_safetensors(self.where[name]) as f: return f.get_tensor(name)
+    def __iter__(self): return iter(self.where)
+    def __len__(self): return len(self.where)
+    def __repr__(self): return f"LazyTensors({len(self)} tensors in {len(set(self.where.values()))} file(s))"
+
 # %% ../nbs/09_pretrained.ipynb #88711826
+def _read_json(path: Path) -> dict:
+    "A JSON object from `path`, or an error naming the file."
+    try: value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(value, dict): raise ValueError(f"{path} holds a {type(value).__name__}, expected a JSON object")
+    return value
+
 def _read_folder(folder: Path) -> tuple[dict, dict]:
-    "config and tensors of a `save_pretrained` folder (single file or sharded safetensors)."
+    "config and tensors (`LazyTensors`, read when looked up) of a `save_pretrained` folder, single file or sharded."
     cfg_path = folder / "config.json"
     if not cfg_path.is_file(): raise FileNotFoundError(f"{folder} has no config.json: not a checkpoint folder")
-    cfg = json.loads(cfg_path.read_text())
+    cfg = _read_json(cfg_path)
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
-    if single.is_file(): return cfg, load_file(single)
-    if index.is_file():
-        state = {}
-        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
-            state.update(load_file(folder / shard))
-        return cfg, state
+    if single.is_file(): return cfg, LazyTensors.from_files([single])
+    if index.is_file(): return cfg, LazyTensors.from_index(index)
     raise FileNotFoundError(f"{folder} has no model.safetensors (nor a sharded index); llmbook reads safetensors only, "
                             f"never pickled .bin files")
 
-TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
-
-def _token_id(v):
-    "HF allows a list of EOS ids; generation accepts several, the config keeps the first as the default."
-    return v[0] if isinstance(v, (list, tuple)) else v
-
-def config_from_hf(cfg: dict # a Hugging Face config as a dict (`config.to_dict()` or config.json)
+def config_from_hf(cfg: dict, # a Hugging Face config as a dict (`config.to_dict()` or config.json)
+                   generation: dict | None = None, # generation_config.json, if the checkpoint has one
                   ) -> TransformerConfig:
     "The llmbook config for a Hugging Face config; raises `UnsupportedConfigError` for what llmbook lacks."
     kind = cfg.get("model_type")
     if kind not in HF_MODEL_TYPES:
         raise UnsupportedConfigError(f"model_type {kind!r} is not supported: expected one of {sorted(HF_MODEL_TYPES)}")
-    config = HF_MODEL_TYPES[kind][0]({k: v for k, v in cfg.items() if k not in TOKEN_IDS})
-    return dataclasses.replace(config, **{k: _token_id(cfg.get(k)) for k in TOKEN_IDS})
+    legacy = {k: cfg[k] for k in _HF_GENERATION if k in cfg}  # decoding settings older config.json files carry
+    config = HF_MODEL_TYPES[kind][0]({k: v for k, v in cfg.items() if k not in TOKEN_IDS and k not in legacy})
+    config = dataclasses.replace(config, **{k: _token_id(k, cfg.get(k)) for k in TOKEN_IDS})
+    return dataclasses.replace(config, generation=carry_generation(generation if generation is not None else legacy,
+                                                                   config, seq2seq=kind in ("t5", "bart")))
 
 # %% ../nbs/09_pretrained.ipynb #8d095b65
 SAFE_OVERRIDES = ("pad_vocab_multiple", "backend", "dropout")  # settings that do not change the logits
 
 def from_hf(source, # a `transformers` model object, or a folder written by `save_pretrained`
             dtype: torch.dtype | None = None, # cast the weights (default: keep the checkpoint's)
+            generation: bool = True, # carry the checkpoint's decoding settings into `config.generation`
             **overrides, # config fields in `SAFE_OVERRIDES`, e.g. `pad_vocab_multiple=64`, `backend="math"`
            ) -> nn.Module:
     "An llmbook model with the weights of a Hugging Face checkpoint, in eval mode."
@@ -359,11 +462,15 @@ def from_hf(source, # a `transformers` model object, or a folder written by `sav
     if isinstance(source, (str, os.PathLike)):
         cfg, state = _read_folder(Path(source))
         arch = (cfg.get("architectures") or [None])[0]
+        gen_path = Path(source) / "generation_config.json"
+        gen = _read_json(gen_path) if gen_path.is_file() else None
     else:
         if not hasattr(source, "config") or not hasattr(source, "state_dict"):
             raise TypeError(f"from_hf expects a transformers model or a folder, got {type(source).__name__}")
         cfg, state, arch = source.config.to_dict(), source.state_dict(), type(source).__name__
-    config = dataclasses.replace(config_from_hf(cfg), **overrides)
+        gen = source.generation_config.to_dict() if getattr(source, "generation_config", None) is not None else None
+    config = config_from_hf(cfg, gen if generation else {})  # {}: none carried, config.json's generation keys neither
+    config = dataclasses.replace(config, **overrides)
     _, mapping, prefix, build = HF_MODEL_TYPES[cfg["model_type"]]
     with torch.device("meta"): model = build(config, cfg, arch)  # no memory spent on weights we overwrite
     weights = convert_state_dict(state, model, mapping(config), prefix)
@@ -461,3 +568,492 @@ def load(folder: str | os.PathLike, # written by `save`
     convert_state_dict(state, model, {k: (k, None) for k in state})  # same strict checks as for HF
     model.load_state_dict(state, strict=False)  # convert_state_dict above already checked every tensor
     return model.to(device).eval()
+
+# %% ../nbs/09_pretrained.ipynb #f2dea632
+import unicodedata
+from fastcore.basics import patch
+from .tokens import BPETokenizer, _split_pieces, _check_text, _to_unicode, _as_id_list
+
+TOKENIZER_BACKENDS = ("hf", "python")
+
+def _token_text(v):
+    "A special token as tokenizer_config.json stores it: a string, or a dict with its `content`."
+    return v.get("content") if isinstance(v, dict) else v
+
+def _read_tokenizer_json(folder: Path):
+    from tokenizers import Tokenizer
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} has no tokenizer.json: llmbook reads the fast-tokenizer file the Hub ships "
+                                f"(a folder with only vocab.txt, merges.txt or tokenizer.model is not supported)")
+    text = path.read_text(encoding="utf-8")
+    try: data = json.loads(text)
+    except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
+    kind = (data.get("model") or {}).get("type")
+    if kind not in TOKENIZER_MODELS:
+        raise ValueError(f"{path} holds a tokenizer model of type {kind!r}: expected one of {TOKENIZER_MODELS}")
+    try: hf = Tokenizer.from_str(text)
+    except Exception as e: raise ValueError(f"{path} could not be read by `tokenizers`: {e}") from None
+    hf.no_truncation()  # a shipped truncation or padding setting would cut or pad silently
+    hf.no_padding()
+    return data, hf
+
+TOKENIZER_MODELS = ("BPE", "WordPiece", "Unigram", "WordLevel")
+
+def _read_chat_template(folder: Path, config: dict) -> str | None:
+    "The chat template: tokenizer_config.json's `chat_template`, or the chat_template.jinja file newer versions write."
+    t = config.get("chat_template")
+    if isinstance(t, list): t = {x.get("name"): x.get("template") for x in t}.get("default")
+    if t is None and (folder / "chat_template.jinja").is_file(): t = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    return t
+
+from fastcore.basics import patch
+
+# %% ../nbs/09_pretrained.ipynb #63a01ff0
+class PretrainedTokenizer:
+    "A checkpoint's own tokenizer (its tokenizer.json): its ids, its special tokens and its chat template."
+    def __init__(self, folder: str | Path, # holds tokenizer.json (and usually tokenizer_config.json)
+                 backend: str = "hf", # "hf": `tokenizers` (any model type); "python": llmbook's BPE (byte-level BPE)
+                ):
+        if backend not in TOKENIZER_BACKENDS: raise ValueError(f"backend={backend!r} is not one of {TOKENIZER_BACKENDS}")
+        self.folder, self.backend = Path(folder), backend
+        self.data, self.hf = _read_tokenizer_json(self.folder)
+        path = self.folder / "tokenizer_config.json"
+        self.config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        self.special_tokens = {t["content"]: t["id"] for t in self.data.get("added_tokens", []) if t.get("special")}
+        self.padding_side = self.config.get("padding_side", "right")
+        self.pad_token_id = self._token_id("pad_token")
+        self.chat_template = _read_chat_template(self.folder, self.config)
+        if backend == "python": self._python_backend()
+
+    def _token_id(self, key: str) -> int | None:
+        "The id of the special token that tokenizer_config.json names under `key` (e.g. 'eos_token')."
+        text = _token_text(self.config.get(key))
+        return None if text is None else self.hf.token_to_id(text)
+
+    @property
+    def bos_token_id(self) -> int | None: return self._token_id("bos_token")
+    @property
+    def eos_token_id(self) -> int | None: return self._token_id("eos_token")
+    @property
+    def vocab_size(self) -> int: return self.hf.get_vocab_size(with_added_tokens=True)
+    def __repr__(self):
+        return (f"PretrainedTokenizer({str(self.folder)!r}, backend={self.backend!r}, "
+                f"model={self.data['model']['type']}, vocab_size={self.vocab_size})")
+
+# %% ../nbs/09_pretrained.ipynb #47fcaa8b
+@patch
+def _python_backend(self: PretrainedTokenizer):
+    "Run llmbook's own byte-level BPE (chapter 2) with a map between its ids and the checkpoint's."
+    from tokenizers import Tokenizer
+    data, model = json.loads(json.dumps(self.data)), self.data["model"]
+    if model["type"] != "BPE":
+        raise ValueError(f"backend='python' runs llmbook's byte-level BPE; this tokenizer is a {model['type']} model: use backend='hf'")
+    norm = data.pop("normalizer", None)
+    if norm is not None and norm.get("type") != "NFC":
+        raise ValueError(f"backend='python' cannot apply the normalizer {norm.get('type')!r} (it handles none or NFC): "
+                         f"use backend='hf'")
+    self._nfc, self._ignore_merges = norm is not None, data["model"].pop("ignore_merges", False)
+    for t in data.get("added_tokens", []):
+        flags = [f for f in ("lstrip", "rstrip", "single_word") if t.get(f)]
+        if flags: raise ValueError(f"backend='python' matches added tokens exactly; {t['content']!r} sets {flags}: use backend='hf'")
+    try: self.bpe = BPETokenizer.from_hf(Tokenizer.from_str(json.dumps(data)), renumber=True)
+    except ValueError as e: raise ValueError(f"backend='python' runs byte-level BPE only: {e}; use backend='hf'") from None
+    theirs = {**model["vocab"], **{t["content"]: t["id"] for t in data.get("added_tokens", [])}}
+    self._to_theirs = [theirs[self.bpe._special_ids.get(i) or _to_unicode(self.bpe.vocab[i])] for i in range(self.bpe.vocab_size)]
+    self._to_ours = {t: i for i, t in enumerate(self._to_theirs)}
+    self._whole = {bs: i for i, bs in self.bpe.vocab.items() if i not in self.bpe._special_ids}  # for ignore_merges
+
+@patch
+def _python_ids(self: PretrainedTokenizer, text: str) -> list[int]:
+    "The checkpoint's ids of `text` without special tokens added, computed by llmbook's BPE."
+    bpe, ours, pos = self.bpe, [], 0
+    def ordinary(part):
+        if self._nfc: part = unicodedata.normalize("NFC", part)
+        for chunk in _split_pieces(part, bpe._rx):
+            whole = self._whole.get(chunk.encode("utf-8")) if self._ignore_merges else None
+            ours.extend([whole] if whole is not None else bpe._encode_chunk(chunk))
+    for m in (bpe._special_rx.finditer(text) if bpe._special_rx else ()):  # added tokens match as themselves
+        ordinary(text[pos:m.start()])
+        ours.append(bpe.special_tokens[m.group()])
+        pos = m.end()
+    ordinary(text[pos:])
+    return [self._to_theirs[i] for i in ours]
+
+# %% ../nbs/09_pretrained.ipynb #e2aa0234
+def _with_specials(proc: dict | None, ids: list[int]) -> list[int]:
+    "`ids` with the special tokens a tokenizer.json post-processor adds to one sequence (what `tokenizers` does)."
+    kind = None if proc is None else proc.get("type")
+    if kind in (None, "ByteLevel"): return ids
+    if kind == "Sequence":
+        for p in proc["processors"]: ids = _with_specials(p, ids)
+        return ids
+    if kind in ("BertProcessing", "RobertaProcessing"): return [proc["cls"][1], *ids, proc["sep"][1]]
+    if kind == "TemplateProcessing":
+        out = []
+        for piece in proc["single"]:
+            if "Sequence" in piece: out += ids
+            else: out += proc["special_tokens"][piece["SpecialToken"]["id"]]["ids"]
+        return out
+    raise ValueError(f"backend='python' does not know the post-processor {kind!r}: use backend='hf'")
+
+@patch
+def encode(self: PretrainedTokenizer, text: str, # the text to encode
+           add_special_tokens: bool = True, # add what the checkpoint adds around a text (BERT's [CLS] ... [SEP], Llama's BOS)
+          ) -> list[int]:
+    "The checkpoint's token ids of `text`, equal to `transformers.AutoTokenizer`'s `input_ids`."
+    text = _check_text(text)
+    if self.backend == "hf": return self.hf.encode(text, add_special_tokens=add_special_tokens).ids
+    ids = self._python_ids(text)
+    return _with_specials(self.data.get("post_processor"), ids) if add_special_tokens else ids
+
+# %% ../nbs/09_pretrained.ipynb #b17ac14e
+_CLEANUPS = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+             (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]  # what `clean_up_tokenization_spaces` undoes
+
+@patch
+def decode(self: PretrainedTokenizer, ids, # token ids (list, tuple, 1-D tensor or array)
+           skip_special_tokens: bool = False, # leave out the special tokens (BOS, EOS, padding...)
+          ) -> str:
+    "The text of `ids`, as `transformers` decodes them."
+    ids = _as_id_list(ids)
+    bad = [i for i in ids if not 0 <= i < self.vocab_size]
+    if bad: raise ValueError(f"token id {bad[0]} is outside the vocabulary (0..{self.vocab_size - 1})")
+    if self.backend == "hf": text = self.hf.decode(ids, skip_special_tokens=skip_special_tokens)
+    else:
+        special = set(self.special_tokens.values()) if skip_special_tokens else set()
+        text = self.bpe.decode([self._to_ours[i] for i in ids if i not in special])
+    if self.config.get("clean_up_tokenization_spaces"):
+        for old, new in _CLEANUPS: text = text.replace(old, new)
+    return text
+
+# %% ../nbs/09_pretrained.ipynb #2506afe7
+@patch
+def __call__(self: PretrainedTokenizer, texts, # one text or a list of them
+             padding: bool | str = True, # True or "longest": pad to the longest; False: none (rows must then be equal)
+             padding_side: str | None = None, # "left" or "right" (None: the checkpoint's, usually right)
+             return_tensors: str | None = "pt", # "pt": tensors (B, T); None: lists
+             add_special_tokens: bool = True,
+            ) -> dict:
+    "`{'input_ids', 'attention_mask'}` for a batch, padded with the pad token."
+    from llmbook.data import pad_sequences
+    if padding not in (True, False, "longest"): raise ValueError(f"padding={padding!r}: expected True, False or 'longest'")
+    if return_tensors not in ("pt", None): raise ValueError(f"return_tensors={return_tensors!r}: expected 'pt' or None")
+    side = padding_side or self.padding_side
+    if side not in ("left", "right"): raise ValueError(f"padding_side={side!r}: expected 'left' or 'right'")
+    rows = [self.encode(t, add_special_tokens) for t in ([texts] if isinstance(texts, str) else texts)]
+    if not rows: raise ValueError("no texts to encode")
+    uneven = len(set(map(len, rows))) > 1
+    if uneven and not padding and return_tensors == "pt":
+        raise ValueError(f"the texts have {min(map(len, rows))} to {max(map(len, rows))} tokens: pass padding=True to get tensors")
+    if uneven and padding and self.pad_token_id is None:
+        raise ValueError("this tokenizer has no pad token, and the texts differ in length: set `tokenizer.pad_token_id` "
+                         "(for example to `tokenizer.eos_token_id`; the attention mask hides it)")
+    if return_tensors is None and not (padding and uneven): return {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
+    ids, mask = pad_sequences(rows, self.pad_token_id if uneven else 0, side=side)
+    if return_tensors is None: return {"input_ids": ids.tolist(), "attention_mask": mask.tolist()}
+    return {"input_ids": ids, "attention_mask": mask}
+
+# %% ../nbs/09_pretrained.ipynb #7d524301
+def _raise_template_error(message):
+    from jinja2 import TemplateError
+    raise TemplateError(message)
+
+@patch
+def apply_chat_template(self: PretrainedTokenizer, messages: list[dict], # [{"role": ..., "content": ...}, ...]
+                        add_generation_prompt: bool = False, # end with the start of an assistant turn
+                        tokenize: bool = False, # return ids (no special tokens added) instead of the text
+                        **variables, # more template variables (e.g. `tools`, `enable_thinking`)
+                       ) -> str | list[int]:
+    "The conversation rendered by the checkpoint's own chat template (jinja2, as `transformers` renders it)."
+    from datetime import datetime
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    if self.chat_template is None:
+        raise ValueError(f"{self.folder} has no chat template (no chat_template in tokenizer_config.json, no "
+                         f"chat_template.jinja): this is not a chat model's tokenizer")
+    if not isinstance(messages, (list, tuple)) or not all(isinstance(m, dict) and "role" in m for m in messages):
+        raise ValueError(f"messages must be a list of dicts with a 'role' (and 'content'), got {messages!r:.100}")
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env.filters["tojson"] = lambda x, indent=None, separators=None, sort_keys=False: json.dumps(
+        x, ensure_ascii=False, indent=indent, separators=separators, sort_keys=sort_keys)
+    env.globals.update(raise_exception=_raise_template_error, strftime_now=lambda fmt: datetime.now().strftime(fmt))
+    tokens = {k: _token_text(v) for k, v in self.config.items() if k.endswith("_token") and _token_text(v) is not None}
+    try: text = env.from_string(self.chat_template).render(messages=list(messages), add_generation_prompt=add_generation_prompt,
+                                                          **tokens, **variables)
+    except TemplateError as e: raise ValueError(f"the chat template refused these messages: {e}") from None
+    return self.encode(text, add_special_tokens=False) if tokenize else text
+
+# %% ../nbs/09_pretrained.ipynb #ea70f6ef
+CHECKPOINT_FILES = ["*.json", "*.safetensors", "*.jinja"]  # what llmbook reads: configs, weights, tokenizer, chat template
+
+def _hub_help(name: str) -> str:
+    return (f"download it once while online (`hf download {name}`, or this same call), or pass the folder it is in")
+
+def resolve_checkpoint(name_or_folder: str | os.PathLike, # a folder, or a Hub name such as "gpt2" or "Qwen/Qwen3-0.6B"
+                       revision: str | None = None, # a Hub branch, tag or commit (None: main)
+                       cache_dir: str | os.PathLike | None = None, # the Hugging Face cache (None: its default, ~/.cache/huggingface/hub)
+                      ) -> Path:
+    "The local folder of a checkpoint: the folder itself, or the Hub snapshot, downloaded once and then read from the cache."
+    path = Path(name_or_folder).expanduser()
+    if path.is_dir(): return path
+    name = str(name_or_folder)
+    if path.exists(): raise ValueError(f"{name} is a file: expected a checkpoint folder or a Hub name")
+    if name.startswith((".", "/", "~")) or name.count("/") > 1: raise FileNotFoundError(f"there is no folder {name}")
+    from huggingface_hub import snapshot_download, errors
+    try: return Path(snapshot_download(name, revision=revision, cache_dir=cache_dir, allow_patterns=CHECKPOINT_FILES))
+    except errors.GatedRepoError: raise PermissionError(f"{name} is gated on the Hub: accept its licence on its page, "
+                                                        f"then log in with `hf auth login`") from None
+    except errors.RepositoryNotFoundError: raise FileNotFoundError(f"{name!r} is neither a folder nor a model on the Hugging Face Hub") from None
+    except errors.RevisionNotFoundError: raise FileNotFoundError(f"{name} has no revision {revision!r} on the Hub") from None
+    except errors.HFValidationError: raise FileNotFoundError(f"{name!r} is neither a folder nor a valid Hub name (owner/name)") from None
+    except (errors.LocalEntryNotFoundError, OSError) as e:
+        raise FileNotFoundError(f"{name} is not in the Hugging Face cache and the Hub cannot be reached ({type(e).__name__}): "
+                                + _hub_help(name)) from None
+
+def load_tokenizer(name_or_folder: str | os.PathLike, # a folder with tokenizer.json, or a Hub name
+                   backend: str = "hf", # "hf" (`tokenizers`, any model) or "python" (llmbook's BPE, byte-level BPE only)
+                   revision: str | None = None, cache_dir: str | os.PathLike | None = None, # see `resolve_checkpoint`
+                  ) -> PretrainedTokenizer:
+    "A checkpoint's own tokenizer, with its ids."
+    return PretrainedTokenizer(resolve_checkpoint(name_or_folder, revision, cache_dir), backend)
+
+# %% ../nbs/09_pretrained.ipynb #73b8fcde
+_ST_MODULES = ("Transformer", "Pooling", "Normalize")  # the sentence-transformers modules llmbook reproduces
+
+def _pooling_mode(cfg: dict) -> str:
+    "The pooling of a sentence-transformers 1_Pooling/config.json, in `Encoder.pool`'s names."
+    mode = cfg.get("pooling_mode")  # newer files; older ones have one flag per mode
+    if mode is None: mode = [k[len("pooling_mode_"):] for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
+    mode = mode[0] if isinstance(mode, list) and len(mode) == 1 else mode
+    modes = {"mean_tokens": "mean", "mean": "mean", "cls_token": "cls", "cls": "cls"}
+    if mode not in modes: raise UnsupportedConfigError(f"sentence-transformers pooling {mode!r} is not supported: expected mean or cls")
+    return modes[mode]
+
+def _sentence_encoder(folder: Path, dtype, overrides) -> Encoder:
+    "A sentence-transformers folder: its encoder, with the pooling, normalisation and length limit its modules.json lists."
+    modules = json.loads((folder / "modules.json").read_text())
+    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+    bad = [k for k in kinds if k not in _ST_MODULES]
+    if bad or kinds[:1] != ["Transformer"]:
+        raise UnsupportedConfigError(f"{folder}/modules.json lists {kinds}: llmbook reproduces Transformer, then Pooling and "
+                                     f"Normalize (not {bad or kinds})")
+    paths = {k: folder / m["path"] for k, m in zip(kinds, modules)}
+    model = from_hf(paths["Transformer"], dtype=dtype, **overrides)
+    if model.family != "encoder": raise UnsupportedConfigError(f"{folder} is a sentence-transformers folder around a {model.family}")
+    st = paths["Transformer"] / "sentence_bert_config.json"
+    limit = json.loads(st.read_text()).get("max_seq_length") if st.is_file() else None
+    pooling = _pooling_mode(json.loads((paths["Pooling"] / "config.json").read_text())) if "Pooling" in paths else "cls"
+    model.sentence_settings = dict(pooling=pooling, normalize="Normalize" in paths, max_seq_length=limit)
+    return model
+
+# %% ../nbs/09_pretrained.ipynb #8b1626b4
+def from_pretrained(name_or_folder: str | os.PathLike, # a folder, a Hub name ("gpt2", "Qwen/Qwen3-0.6B"), or an llmbook checkpoint
+                    revision: str | None = None, cache_dir: str | os.PathLike | None = None, # see `resolve_checkpoint`
+                    dtype: torch.dtype | None = None, # cast the weights (default: keep the checkpoint's)
+                    **overrides, # config fields in `SAFE_OVERRIDES`, as for `from_hf`
+                   ) -> nn.Module:
+    "The llmbook model of a checkpoint (Decoder, Encoder with its head, or Seq2Seq), in eval mode."
+    folder = resolve_checkpoint(name_or_folder, revision, cache_dir)
+    try: is_ours = json.loads((folder / "config.json").read_text()).get("format") == "llmbook"
+    except (OSError, json.JSONDecodeError): is_ours = False  # from_hf names what is wrong
+    if is_ours:
+        if overrides or dtype: raise ValueError(f"{folder} is an llmbook checkpoint: `load` it as saved (got {sorted(overrides) or dtype})")
+        return load(folder)
+    if (folder / "modules.json").is_file(): return _sentence_encoder(folder, dtype, overrides)
+    return from_hf(folder, dtype=dtype, **overrides)
+
+# %% ../nbs/09_pretrained.ipynb #f67192b1
+_ACT_NAMES = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu"} # ours -> transformers'
+
+def _gpt2_config_out(c: TransformerConfig, model) -> dict:
+    return {"architectures": ["GPT2LMHeadModel"], "vocab_size": c.vocab_size, "n_positions": c.max_seq_len,
+            "n_embd": c.d_model, "n_layer": c.n_layers, "n_head": c.n_heads, "n_inner": c.d_ff,
+            "activation_function": _ACT_NAMES[c.mlp_act], "layer_norm_epsilon": c.norm_eps,
+            "tie_word_embeddings": c.tie_embeddings, "scale_attn_weights": c.attn_scale is None,
+            "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": 0.0}
+
+def _llama_config_out(c: TransformerConfig, model) -> dict:
+    return {"architectures": ["LlamaForCausalLM"], "vocab_size": c.vocab_size,
+            "max_position_embeddings": c.max_seq_len, "hidden_size": c.d_model, "num_hidden_layers": c.n_layers,
+            "num_attention_heads": c.n_heads, "num_key_value_heads": c.n_kv_heads, "head_dim": c.head_dim,
+            "intermediate_size": c.d_ff, "hidden_act": c.mlp_act, "rms_norm_eps": c.norm_eps,
+            "tie_word_embeddings": c.tie_embeddings, "attention_bias": c.bias, "mlp_bias": c.bias,
+            "rope_parameters": {"rope_type": "default", "rope_theta": c.rope_theta}}
+
+# %% ../nbs/09_pretrained.ipynb #4c1dc74a
+_BERT_ARCHS = {"mlm": "BertForMaskedLM", None: "BertModel", "classify": "BertForSequenceClassification",
+               "tokens": "BertForTokenClassification"} # our head -> their architecture
+
+def _bert_config_out(c: TransformerConfig, model) -> dict:
+    cfg = {"architectures": [_BERT_ARCHS[model.head_type]], "vocab_size": c.vocab_size, "hidden_size": c.d_model,
+           "num_hidden_layers": c.n_layers, "num_attention_heads": c.n_heads, "intermediate_size": c.d_ff,
+           "hidden_act": _ACT_NAMES[c.mlp_act], "max_position_embeddings": c.max_seq_len,
+           "type_vocab_size": c.type_vocab_size, "layer_norm_eps": c.norm_eps, "position_embedding_type": "absolute",
+           "tie_word_embeddings": True, "hidden_dropout_prob": c.dropout, "attention_probs_dropout_prob": 0.0}
+    if model.num_labels: cfg["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_labels)}
+    return cfg
+
+def _t5_config_out(c: TransformerConfig, model) -> dict:
+    act = _ACT_NAMES[c.mlp_act]
+    proj = ("gated-gelu" if act == "gelu_new" else f"gated-{act}") if c.gated_mlp else act
+    return {"architectures": ["T5ForConditionalGeneration"], "vocab_size": c.vocab_size, "n_positions": c.max_seq_len,
+            "d_model": c.d_model, "d_kv": c.head_dim, "d_ff": c.d_ff, "num_layers": c.n_layers,
+            "num_decoder_layers": c.n_decoder_layers or c.n_layers, "num_heads": c.n_heads,
+            "relative_attention_num_buckets": c.rel_buckets, "relative_attention_max_distance": c.rel_max_distance,
+            "layer_norm_epsilon": c.norm_eps, "feed_forward_proj": proj, "tie_word_embeddings": c.tie_embeddings,
+            "scale_decoder_outputs": c.output_scale != 1.0, "dropout_rate": c.dropout}
+
+def _bart_config_out(c: TransformerConfig, model) -> dict:
+    return {"architectures": ["BartForConditionalGeneration"], "vocab_size": c.vocab_size,
+            "max_position_embeddings": c.max_seq_len, "d_model": c.d_model, "encoder_layers": c.n_layers,
+            "decoder_layers": c.n_decoder_layers or c.n_layers, "encoder_attention_heads": c.n_heads,
+            "decoder_attention_heads": c.n_decoder_heads or c.n_heads, "encoder_ffn_dim": c.d_ff,
+            "decoder_ffn_dim": c.d_decoder_ff or c.d_ff, "activation_function": _ACT_NAMES[c.mlp_act],
+            "scale_embedding": c.embed_scale, "tie_word_embeddings": c.tie_embeddings, "dropout": c.dropout,
+            "activation_dropout": 0.0, "attention_dropout": 0.0}
+
+HF_CONFIG_WRITERS = {"gpt2": _gpt2_config_out, "llama": _llama_config_out, "bert": _bert_config_out,
+                     "t5": _t5_config_out, "bart": _bart_config_out} # model_type -> (config, model) -> config.json fields
+
+# %% ../nbs/09_pretrained.ipynb #6a7105ff
+def _hf_model_type(model: nn.Module) -> str:
+    "The transformers `model_type` an llmbook model is written as."
+    family, c = getattr(model, "family", None), getattr(model, "config", None)
+    if family == "decoder": return "llama" if c.position == "rope" else "gpt2"
+    if family == "encoder": return "bert"
+    if family == "seq2seq": return "t5" if c.position == "relative" else "bart"
+    raise ValueError(f"to_hf cannot export a {type(model).__name__}: expected an llmbook Decoder, Encoder or Seq2Seq")
+
+_NOT_COMPARED = SAFE_OVERRIDES + ("init_std", "generation") # fields that leave the logits unchanged
+
+def _comparable(c: TransformerConfig) -> dict:
+    "The fields of `c` that decide the logits, with the defaults that mean 'same as the encoder' filled in."
+    d = {k: v for k, v in c.to_dict().items() if k not in _NOT_COMPARED}
+    for side, base in (("n_decoder_layers", "n_layers"), ("n_decoder_heads", "n_heads"), ("d_decoder_ff", "d_ff")):
+        d[side] = d[side] or d[base]
+    d["layer_types"] = d.get("layer_types") or ["full_attention"] * c.n_layers
+    d["mlp_types"] = d.get("mlp_types") or ["dense"] * c.n_layers
+    return d
+
+def config_to_hf(model: nn.Module, # an llmbook Decoder, Encoder or Seq2Seq
+                ) -> dict:
+    "The transformers config.json of `model`; `UnsupportedConfigError` naming each field it cannot express."
+    kind, c = _hf_model_type(model), model.config
+    cfg = {"model_type": kind, **HF_CONFIG_WRITERS[kind](c, model), **{k: getattr(c, k) for k in TOKEN_IDS}}
+    cfg["dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
+    ours, back = _comparable(c), _comparable(config_from_hf(cfg))
+    lost = [k for k in ours if ours[k] != back.get(k)]
+    if lost:
+        raise UnsupportedConfigError(
+            f"a {kind} config cannot express {', '.join(f'{k}={ours[k]!r}' for k in lost)} (transformers would "
+            f"read {', '.join(f'{k}={back.get(k)!r}' for k in lost)}); refusing to write a checkpoint that computes differently")
+    return cfg
+
+# %% ../nbs/09_pretrained.ipynb #d5891f04
+_INVERSES = {_t: _t, _to_vector: lambda w: w.reshape(1, -1)} # transform in a weight map -> its inverse
+_TOP_LEVEL = ("lm_head.", "final_logits_bias", "cls.", "classifier.") # names outside the backbone's prefix
+
+def _unpadded(model: nn.Module) -> dict:
+    "`model`'s tensors, the vocabulary padding rows dropped."
+    c = model.config
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    for k in ("tok_embed.weight", "head.weight", "head.bias", "mlm.bias"):
+        if k in state and state[k].shape[0] == c.padded_vocab: state[k] = state[k][:c.vocab_size]
+    return state
+
+def state_dict_to_hf(model: nn.Module, # an llmbook Decoder, Encoder or Seq2Seq
+                    ) -> dict:
+    "`model`'s weights under transformers' names and layouts: `convert_state_dict` read backwards."
+    kind, c = _hf_model_type(model), model.config
+    ours, (_, mapping, prefix, _) = _unpadded(model), HF_MODEL_TYPES[kind]
+    out, written = {}, set()
+    for theirs, targets in mapping(c).items():
+        targets = targets if isinstance(targets, list) else [targets]
+        names = [name for name, _ in targets]
+        if None in names or any(n not in ours or n in written for n in names): continue  # tied, absent or done
+        if len(targets) == 1:
+            fn = targets[0][1]
+            w = _INVERSES[fn](ours[names[0]]) if fn else ours[names[0]]
+        else:  # `_part` slices of one fused tensor: concatenate back, matrices in Conv1D's (in, out) layout
+            w = torch.cat([_t(ours[n]) if ours[n].ndim == 2 else ours[n] for n in names], dim=-1)
+        out[theirs if theirs.startswith(_TOP_LEVEL) else prefix + theirs] = w.contiguous()
+        written.update(names)
+    if "head.weight" in ours and not c.tie_embeddings:
+        out["lm_head.weight"] = ours["head.weight"].contiguous()
+        written.add("head.weight")
+    orphans = [k for k in ours if k not in written and not (k == "head.weight" and c.tie_embeddings)]
+    if orphans:
+        raise ValueError(f"a {kind} checkpoint has no name for {len(orphans)} tensor(s) of this model: {orphans[:5]} "
+                         f"(adapters must be merged first)")
+    return out
+
+# %% ../nbs/09_pretrained.ipynb #26ff3994
+_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+def _parse_size(size: int | str) -> int:
+    "Bytes in `size`: `_parse_size('2GB') -> 2000000000`, `_parse_size('1KiB') -> 1024`, `_parse_size(500) -> 500`."
+    if isinstance(size, int) and not isinstance(size, bool): n = size
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B)\s*", str(size).upper())
+        if not m: raise ValueError(f"max_shard_size={size!r} is not a size: use bytes (an int) or e.g. '500MB', '2GB', '1GiB'")
+        n = int(float(m[1]) * _UNITS[m[2]])
+    if n < 1: raise ValueError(f"max_shard_size must be at least 1 byte, got {size!r}")
+    return n
+
+def _shards(state: dict, max_bytes: int) -> list[dict]:
+    "`state` cut, in order, into dicts of at most `max_bytes` each (a larger tensor alone in its own)."
+    shards, size = [{}], 0
+    for name, w in state.items():
+        nbytes = w.numel() * w.element_size()
+        if shards[-1] and size + nbytes > max_bytes: shards, size = shards + [{}], 0
+        shards[-1][name] = w
+        size += nbytes
+    return shards
+
+# %% ../nbs/09_pretrained.ipynb #6a55f45b
+def _write_folder(folder: Path, write, overwrite: bool):
+    "Run `write(tmp)` on a new temporary folder beside `folder`, then rename it to `folder`."
+    if folder.exists() and not (folder.is_dir() and not any(folder.iterdir())) and not overwrite:
+        raise FileExistsError(f"{folder} exists and is not empty; pass overwrite=True to replace it")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    try:
+        write(tmp)
+        old = None
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
+            os.replace(folder, old / folder.name)
+        os.replace(tmp, folder)
+        if old: shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+def to_hf(model: nn.Module, # an llmbook Decoder, Encoder or Seq2Seq
+          folder: str | os.PathLike, # written whole: a temporary folder renamed into place
+          max_shard_size: int | str = "2GB", # bytes per safetensors file, e.g. 2_000_000_000 or "500MB"
+          overwrite: bool = False, # replace an existing non-empty folder
+         ) -> Path:
+    """Write `model` as a transformers checkpoint folder (config.json, model.safetensors or shards + index).
+    Refuses (UnsupportedConfigError, naming the field) a config its family cannot express; drops
+    `pad_vocab_multiple`'s padding rows back to `vocab_size`."""
+    folder, limit = Path(folder), _parse_size(max_shard_size)
+    cfg = config_to_hf(model)
+    shards = _shards(state_dict_to_hf(model), limit)
+    generation = {**{k: getattr(model.config, k) for k in TOKEN_IDS}, **(getattr(model.config, "generation", None) or {})}
+    def write(tmp: Path):
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+        if getattr(model.config, "generation", None):
+            (tmp / "generation_config.json").write_text(json.dumps(generation, indent=2))
+        if len(shards) == 1: return save_file(shards[0], tmp / "model.safetensors", metadata={"format": "pt"})
+        weight_map, total = {}, 0
+        for i, shard in enumerate(shards, 1):
+            name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+            save_file(shard, tmp / name, metadata={"format": "pt"})
+            weight_map.update(dict.fromkeys(shard, name))
+            total += sum(w.numel() * w.element_size() for w in shard.values())
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    _write_folder(folder, write, overwrite)
+    return folder

@@ -645,12 +645,26 @@ def _pattern_from_hf(pre) -> str | None:
     raise ValueError(f"unsupported pre-tokenizer {json.dumps(pre)[:200]}: expected ByteLevel(add_prefix_space=False), or "
                      "Split(Regex, 'isolated') then ByteLevel(use_regex=False)")
 
+# %% ../nbs/02_tokens.ipynb #7c05bfe2
+def _check_same_ids(tok: BPETokenizer, vocab: dict, added: list):
+    "Refuse a HF tokenizer whose ids differ from the `BPETokenizer` built from it (its weights expect its own ids)."
+    theirs = {**vocab, **{t["content"]: t["id"] for t in added}}
+    for i, bs in tok.vocab.items():
+        name = tok._special_ids.get(i) or _to_unicode(bs)
+        if theirs.get(name) != i:
+            raise ValueError(f"this tokenizer numbers its tokens differently: {bs!r} is id {theirs.get(name)} there and "
+                             f"{i} in llmbook's BPETokenizer (bytes 0-255 first, then merges in order), so paired with "
+                             f"its checkpoint's weights every such id would be wrong. For the checkpoint's own ids use "
+                             f"`llmbook.hub.load_tokenizer(folder)`; pass renumber=True to keep only its merges (to train "
+                             f"a new model)")
+
 # %% ../nbs/02_tokens.ipynb #3e0eb47f
 @patch(cls_method=True)
 def from_hf(cls: BPETokenizer,
             tokenizer, # a `tokenizers.Tokenizer` (byte-level BPE), or the path of a tokenizer.json
+            renumber: bool = False, # allow ids in llmbook's order when the tokenizer's own order differs
            ) -> BPETokenizer:
-    "A `BPETokenizer` with the merges, pattern and added tokens of a HF byte-level BPE tokenizer (ids renumbered)."
+    "A `BPETokenizer` with the merges, pattern and added tokens of a HF byte-level BPE tokenizer, and its ids."
     if isinstance(tokenizer, (str, Path)): text = Path(tokenizer).read_text(encoding="utf-8")
     else: text = tokenizer.to_str()
     data = json.loads(text)
@@ -678,7 +692,9 @@ def from_hf(cls: BPETokenizer,
     extra = [s for s in model["vocab"] if to_bytes(s) not in ids and s not in added]
     if extra:
         raise ValueError(f"vocabulary entry {extra[0]!r} is neither a byte, a merge result nor an added token")
-    return cls(merges, pattern, added)
+    tok = cls(merges, pattern, added)
+    if not renumber: _check_same_ids(tok, model["vocab"], data.get("added_tokens", []))
+    return tok
 
 # %% ../nbs/02_tokens.ipynb #9e0b5d36
 def train_bpe_hf(text: str, # training text
@@ -695,7 +711,7 @@ def train_bpe_hf(text: str, # training text
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     parts = _specials_regex(special_tokens).split(_check_text(text)) if special_tokens else [text]
     hf.train_from_iterator([p for p in parts if p], trainer=trainer)
-    return BPETokenizer.from_hf(hf).merges
+    return BPETokenizer.from_hf(hf, renumber=True).merges  # HF's trainer numbers bytes its own way
 
 # %% ../nbs/02_tokens.ipynb #2b6cc2cd
 def compression(tokenizer, # anything with `encode`
