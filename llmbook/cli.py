@@ -126,6 +126,105 @@ def _train(args) -> int:
             say(f"{src!r} -> {generate_text(trainer.model, tok, src, max_new_tokens=32)!r} (expected {tgt!r})")
     return 0
 
+# %% ../nbs/90_cli.ipynb #059ea4ef
+def _add_decoding(p):
+    "The decoding options shared by `generate` and `chat`, with `generate`'s names."
+    p.add_argument("model", help="a Hub name (e.g. gpt2), a checkpoint folder, or an llmbook checkpoint")
+    p.add_argument("--max-new-tokens", type=int, default=100, help="tokens to add at most (default: 100)")
+    p.add_argument("--do-sample", action="store_true", help="sample instead of taking the most likely token")
+    p.add_argument("--temperature", type=float, help="sampling temperature (with --do-sample)")
+    p.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
+    p.add_argument("--top-p", type=float, help="sample among the most likely tokens holding this probability")
+    p.add_argument("--repetition-penalty", type=float, help="divide the logits of tokens already present (e.g. 1.2)")
+    p.add_argument("--num-beams", type=int, default=1, help="beam search with this many beams (prints at the end)")
+    p.add_argument("--seed", type=int, help="seed of the sampling, for a repeatable run")
+    p.add_argument("--tokenizer-backend", choices=("hf", "python"), default="hf",
+                   help="run the checkpoint's tokenizer with `tokenizers` (hf) or with llmbook's own BPE (python)")
+    p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+
+def _add_generate(sub):
+    g = sub.add_parser("generate", help="continue a prompt with a pretrained model, streaming the text",
+                       description="Load a model and its own tokenizer (Hub name, folder or llmbook checkpoint) and "
+                                   "continue PROMPT, printing each token as it comes (beam search prints at the end).")
+    _add_decoding(g)
+    g.add_argument("prompt", help="the text to continue (for an encoder-decoder: its input)")
+
+def _add_chat(sub):
+    c = sub.add_parser("chat", help="talk to an instruction-tuned model, with its own chat template",
+                       description="A conversation in the terminal: each turn is rendered with the checkpoint's chat "
+                                   "template and the reply streamed. An empty line or Ctrl-D ends it.")
+    _add_decoding(c)
+    c.add_argument("--system", help="a system message to start the conversation with")
+
+# %% ../nbs/90_cli.ipynb #c866615f
+def _decoding_settings(args) -> dict:
+    names = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "num_beams", "seed")
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+def _load_model_and_tokenizer(args):
+    "The model and the tokenizer that goes with it: the checkpoint's own, or an llmbook run's tokenizer.json."
+    from llmbook.hub import from_pretrained, load_tokenizer, resolve_checkpoint
+    from llmbook.tokens import BPETokenizer, TOKENIZER_FORMAT
+    folder = resolve_checkpoint(args.model)
+    model = from_pretrained(folder).to(get_device(args.device))
+    for place in (folder, folder.parent):  # an llmbook run keeps its tokenizer next to its checkpoints
+        path = place / "tokenizer.json"
+        if not path.is_file(): continue
+        if json.loads(path.read_text(encoding="utf-8")).get("format") == TOKENIZER_FORMAT: return model, BPETokenizer.load(path)
+        return model, load_tokenizer(place, backend=args.tokenizer_backend)
+    raise FileNotFoundError(f"{folder} has no tokenizer.json (nor has its parent folder): the model's ids cannot be read as text")
+
+def _reader(tokenizer):
+    "ids -> text, leaving out special tokens (the EOS that ends a reply is not printed)."
+    specials = set(getattr(tokenizer, "special_tokens", {}).values())
+    return lambda ids: tokenizer.decode([i for i in ids if i not in specials])
+
+def _say_stream(model, ids: list[int], tokenizer, settings: dict, eos, prefix: str = "") -> str:
+    "Print `prefix`, then the continuation of `ids` as it comes (nothing if the settings are refused); returns it."
+    from llmbook.generation import stream, generate_text
+    if eos is not None: settings = {"eos_token_id": eos, **settings}
+    if settings.get("num_beams", 1) > 1:
+        text = generate_text(model, tokenizer, [ids], **settings)[0]
+        print(prefix + text, end="", flush=True)
+        return text
+    x = torch.tensor([ids], device=next(model.parameters()).device)
+    pieces = stream(model, x, tokenizer=_reader(tokenizer), **settings)
+    parts = [next(pieces, "")]  # the checks (context length, settings) run here, before anything is printed
+    print(prefix + parts[0], end="", flush=True)
+    for piece in pieces:
+        print(piece, end="", flush=True)
+        parts.append(piece)
+    return "".join(parts)
+
+def _generate(args) -> int:
+    model, tokenizer = _load_model_and_tokenizer(args)
+    ids = tokenizer.encode(args.prompt)
+    prefix = args.prompt if model.family == "decoder" else ""  # a decoder continues the prompt; a seq2seq answers it
+    _say_stream(model, ids, tokenizer, _decoding_settings(args), None, prefix)
+    print()
+    return 0
+
+def _chat(args) -> int:
+    model, tokenizer = _load_model_and_tokenizer(args)
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ValueError(f"{args.model} has no chat template: `llmbook chat` needs an instruction-tuned checkpoint "
+                         f"(use `llmbook generate` to continue text)")
+    model_eos = model.config.eos_token_id
+    eos = {tokenizer.eos_token_id, *(model_eos if isinstance(model_eos, (list, tuple)) else [model_eos])} - {None}
+    eos = sorted(eos) or None  # the model's EOS and the template's end of turn both end a reply
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    while True:
+        try: line = input("you> ")
+        except EOFError: line = ""
+        if not line.strip(): break
+        messages.append({"role": "user", "content": line})
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        print("model> ", end="", flush=True)
+        reply = _say_stream(model, ids, tokenizer, _decoding_settings(args), eos)
+        print()
+        messages.append({"role": "assistant", "content": reply})
+    return 0
+
 # %% ../nbs/90_cli.ipynb #f848d102
 def _add_demo(sub):
     d = sub.add_parser("demo", help="a small GPT learns Python's documentation in about a minute, then writes",
@@ -146,6 +245,8 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_train(sub)
     _add_demo(sub)
+    _add_generate(sub)
+    _add_chat(sub)
     return p
 
 # %% ../nbs/90_cli.ipynb #9e0a090d
@@ -162,6 +263,8 @@ def main(argv: list[str] | None = None # arguments (default: `sys.argv[1:]`)
             facts = info()
             print(json.dumps(facts, indent=2)) if args.json else _print_info(facts)
         elif args.command == "train": return _train(args)
+        elif args.command == "generate": return _generate(args)
+        elif args.command == "chat": return _chat(args)
         elif args.command == "demo":
             from llmbook.pretraining import demo
             enable_tf32()
