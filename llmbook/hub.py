@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from safetensors import safe_open
 from safetensors import safe_open
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from .blocks import TransformerConfig
 from .decoder import Decoder
@@ -251,6 +252,8 @@ def _to_vector(w): return w.reshape(-1)  # BART stores its logits bias as a (1, 
 
 def _to_vector(w): return w.reshape(-1)  # BART stores its logits bias as a (1, V) row
 
+def _to_vector(w): return w.reshape(-1)  # BART stores its logits bias as a (1, V) row
+
 def _bart_map(config: TransformerConfig) -> dict:
     m = {"shared.weight": ("tok_embed.weight", None), "encoder.embed_tokens.weight": ("tok_embed.weight", None),
          "decoder.embed_tokens.weight": ("tok_embed.weight", None),
@@ -313,7 +316,11 @@ def convert_state_dict(state: dict, # their tensors
         for target, fn in targets:
             if target is None: continue  # a tied copy of another tensor
             if target not in ours: extra.append(name); continue
-            out[target] = fn(w) if fn else w
+            new = fn(w) if fn else w
+            if target in out and not torch.equal(out[target], new):  # two of their names we share, holding different values
+                raise ValueError(f"checkpoint tensor {name} differs from another tensor that llmbook keeps as one, {target} "
+                                 f"(untied copies, e.g. a BART's separate encoder and decoder embeddings): not supported")
+            out[target] = new
     if extra: raise ValueError(f"checkpoint has {len(extra)} tensor(s) this model does not use: {extra[:5]}")
     needed = [k for k in ours if not (tied and k == "head.weight")]
     missing = [k for k in needed if k not in out]
@@ -385,9 +392,8 @@ def carry_generation(settings: dict, # generation_config.json (or the generation
 
 # %% ../nbs/09_pretrained.ipynb #4a63f588
 def _open_safetensors(path: Path):
-    "`safe_open` that reads with plain file reads where this safetensors version can (0.8+), else by mmap."
-    try: return safe_open(path, framework="pt", backend="pread")
-    except TypeError: return safe_open(path, framework="pt")
+    "One safetensors file, memory-mapped: its header is read now, each tensor when `get_tensor` asks for it."
+    return safe_open(path, framework="pt")
 
 class LazyTensors(Mapping):
     "The tensors of safetensors files by name, each read from its file only when looked up."
@@ -572,7 +578,9 @@ def load(folder: str | os.PathLike, # written by `save`
 # %% ../nbs/09_pretrained.ipynb #f2dea632
 import unicodedata
 from fastcore.basics import patch
-from .tokens import BPETokenizer, _split_pieces, _check_text, _to_unicode, _as_id_list
+import regex
+from .tokens import (merge_pair, _split_pieces, _check_text, _as_id_list, _pattern_from_hf, _specials_regex,
+                            _B2U, _U2B)
 
 TOKENIZER_BACKENDS = ("hf", "python")
 
@@ -642,43 +650,74 @@ class PretrainedTokenizer:
                 f"model={self.data['model']['type']}, vocab_size={self.vocab_size})")
 
 # %% ../nbs/09_pretrained.ipynb #47fcaa8b
+_NO_MERGE = (float("inf"), -1)
+
+def _merge_ranked(ids: list[int], ranks: dict) -> list[int]:
+    "Chapter 2's merge loop with a checkpoint's merges `{(id, id): (rank, new id)}`: lowest rank first, until none applies."
+    while len(ids) > 1:
+        pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, _NO_MERGE))
+        if pair not in ranks: break
+        ids = merge_pair(ids, pair, ranks[pair][1])
+    return ids
+
 @patch
 def _python_backend(self: PretrainedTokenizer):
-    "Run llmbook's own byte-level BPE (chapter 2) with a map between its ids and the checkpoint's."
-    from tokenizers import Tokenizer
-    data, model = json.loads(json.dumps(self.data)), self.data["model"]
+    "Byte ids, ranked merges, pre-split and added tokens of a byte-level BPE file, for `_merge_ranked`."
+    model, added = self.data["model"], self.data.get("added_tokens", [])
     if model["type"] != "BPE":
         raise ValueError(f"backend='python' runs llmbook's byte-level BPE; this tokenizer is a {model['type']} model: use backend='hf'")
-    norm = data.pop("normalizer", None)
-    if norm is not None and norm.get("type") != "NFC":
-        raise ValueError(f"backend='python' cannot apply the normalizer {norm.get('type')!r} (it handles none or NFC): "
-                         f"use backend='hf'")
-    self._nfc, self._ignore_merges = norm is not None, data["model"].pop("ignore_merges", False)
-    for t in data.get("added_tokens", []):
+    opts = [o for o in ("dropout", "continuing_subword_prefix", "end_of_word_suffix", "byte_fallback") if model.get(o)]
+    norm = self.data.get("normalizer")
+    if opts or (norm is not None and norm.get("type") != "NFC"):
+        raise ValueError(f"backend='python' does not implement {opts or norm.get('type')!r}: use backend='hf'")
+    try: pattern = _pattern_from_hf(self.data.get("pre_tokenizer"))
+    except ValueError as e: raise ValueError(f"backend='python': {e}; use backend='hf'") from None
+    for t in added:
         flags = [f for f in ("lstrip", "rstrip", "single_word") if t.get(f)]
         if flags: raise ValueError(f"backend='python' matches added tokens exactly; {t['content']!r} sets {flags}: use backend='hf'")
-    try: self.bpe = BPETokenizer.from_hf(Tokenizer.from_str(json.dumps(data)), renumber=True)
-    except ValueError as e: raise ValueError(f"backend='python' runs byte-level BPE only: {e}; use backend='hf'") from None
-    theirs = {**model["vocab"], **{t["content"]: t["id"] for t in data.get("added_tokens", [])}}
-    self._to_theirs = [theirs[self.bpe._special_ids.get(i) or _to_unicode(self.bpe.vocab[i])] for i in range(self.bpe.vocab_size)]
-    self._to_ours = {t: i for i, t in enumerate(self._to_theirs)}
-    self._whole = {bs: i for i, bs in self.bpe.vocab.items() if i not in self.bpe._special_ids}  # for ignore_merges
+    vocab = model["vocab"]
+    missing = [b for b in range(256) if _B2U[b] not in vocab]
+    if missing: raise ValueError(f"backend='python' needs a token for every byte; byte {missing[0]} has none: use backend='hf'")
+    self._nfc, self._ignore_merges = norm is not None, bool(model.get("ignore_merges"))
+    self._rx = None if pattern is None else regex.compile(pattern)
+    self._added = {t["content"]: t["id"] for t in added}
+    self._added_rx = _specials_regex(list(self._added)) if added else None
+    self._byte_ids = [vocab[_B2U[b]] for b in range(256)]
+    self._ranks = {}
+    for rank, m in enumerate(model["merges"]):
+        a, b = m.split(" ", 1) if isinstance(m, str) else m
+        self._ranks.setdefault((vocab[a], vocab[b]), (rank, vocab[a + b]))  # a pair merges at its first rank
+    self._bytes = {i: bytes(_U2B[c] for c in s) for s, i in vocab.items()}
+    self._whole = {bs: i for i, bs in self._bytes.items()} if self._ignore_merges else {}
+    self._bytes.update({i: s.encode("utf-8") for s, i in self._added.items()})
+    self._cache = {}
+
+# %% ../nbs/09_pretrained.ipynb #3b8cb653
+@patch
+def _python_chunk(self: PretrainedTokenizer, chunk: str) -> list[int]:
+    "The ids of one pre-split chunk (remembered: chunks repeat)."
+    ids = self._cache.get(chunk)
+    if ids is None:
+        bs = chunk.encode("utf-8")
+        whole = self._whole.get(bs)
+        ids = [whole] if whole is not None else _merge_ranked([self._byte_ids[b] for b in bs], self._ranks)
+        if len(self._cache) >= 100_000: self._cache.clear()
+        self._cache[chunk] = ids
+    return ids
 
 @patch
 def _python_ids(self: PretrainedTokenizer, text: str) -> list[int]:
-    "The checkpoint's ids of `text` without special tokens added, computed by llmbook's BPE."
-    bpe, ours, pos = self.bpe, [], 0
+    "The checkpoint's ids of `text`, no special tokens added: added tokens match as themselves, the rest is merged."
+    out, pos = [], 0
     def ordinary(part):
         if self._nfc: part = unicodedata.normalize("NFC", part)
-        for chunk in _split_pieces(part, bpe._rx):
-            whole = self._whole.get(chunk.encode("utf-8")) if self._ignore_merges else None
-            ours.extend([whole] if whole is not None else bpe._encode_chunk(chunk))
-    for m in (bpe._special_rx.finditer(text) if bpe._special_rx else ()):  # added tokens match as themselves
+        for chunk in _split_pieces(part, self._rx): out.extend(self._python_chunk(chunk))
+    for m in (self._added_rx.finditer(text) if self._added_rx else ()):
         ordinary(text[pos:m.start()])
-        ours.append(bpe.special_tokens[m.group()])
+        out.append(self._added[m.group()])
         pos = m.end()
     ordinary(text[pos:])
-    return [self._to_theirs[i] for i in ours]
+    return out
 
 # %% ../nbs/09_pretrained.ipynb #e2aa0234
 def _with_specials(proc: dict | None, ids: list[int]) -> list[int]:
@@ -717,13 +756,14 @@ def decode(self: PretrainedTokenizer, ids, # token ids (list, tuple, 1-D tensor 
           ) -> str:
     "The text of `ids`, as `transformers` decodes them."
     ids = _as_id_list(ids)
-    bad = [i for i in ids if not 0 <= i < self.vocab_size]
+    known = self._bytes if self.backend == "python" else range(self.vocab_size)
+    bad = [i for i in ids if i not in known]
     if bad: raise ValueError(f"token id {bad[0]} is outside the vocabulary (0..{self.vocab_size - 1})")
     if self.backend == "hf": text = self.hf.decode(ids, skip_special_tokens=skip_special_tokens)
     else:
         special = set(self.special_tokens.values()) if skip_special_tokens else set()
-        text = self.bpe.decode([self._to_ours[i] for i in ids if i not in special])
-    if self.config.get("clean_up_tokenization_spaces"):
+        text = b"".join(self._bytes[i] for i in ids if i not in special).decode("utf-8", errors="replace")
+    if self.config.get("clean_up_tokenization_spaces") and self.data["model"]["type"] != "BPE":  # as transformers: not for BPE
         for old, new in _CLEANUPS: text = text.replace(old, new)
     return text
 
@@ -971,13 +1011,15 @@ def state_dict_to_hf(model: nn.Module, # an llmbook Decoder, Encoder or Seq2Seq
     for theirs, targets in mapping(c).items():
         targets = targets if isinstance(targets, list) else [targets]
         names = [name for name, _ in targets]
-        if None in names or any(n not in ours or n in written for n in names): continue  # tied, absent or done
+        if None in names or any(n not in ours for n in names): continue  # the tied head, or a part this model lacks
+        again = any(n in written for n in names)  # a second name of a shared tensor
+        if again and c.tie_embeddings: continue  # transformers ties it to the first name
         if len(targets) == 1:
             fn = targets[0][1]
             w = _INVERSES[fn](ours[names[0]]) if fn else ours[names[0]]
         else:  # `_part` slices of one fused tensor: concatenate back, matrices in Conv1D's (in, out) layout
             w = torch.cat([_t(ours[n]) if ours[n].ndim == 2 else ours[n] for n in names], dim=-1)
-        out[theirs if theirs.startswith(_TOP_LEVEL) else prefix + theirs] = w.contiguous()
+        out[theirs if theirs.startswith(_TOP_LEVEL) else prefix + theirs] = w.clone() if again else w.contiguous()
         written.update(names)
     if "head.weight" in ours and not c.tie_embeddings:
         out["lm_head.weight"] = ours["head.weight"].contiguous()
