@@ -61,12 +61,13 @@ class TransformerConfig:
     backend: str = "sdpa" # attention backend: "sdpa" or "math"
     init_std: float = 0.02 # std of the normal initialisation
     bos_token_id: int | None = None # special token ids, used by generation defaults
-    eos_token_id: int | None = None
+    eos_token_id: int | list[int] | None = None # one id, or several (Llama 3.1 Instruct ends on any of three)
     pad_token_id: int | None = None
     decoder_start_token_id: int | None = None # encoder-decoders: first decoder input
     layer_types: list[str] | None = None # attention per layer, one of `LAYER_TYPES` each (None: all "full_attention")
     sliding_window: int | None = None # "sliding_attention" layers see this many positions back (their own included)
     mlp_types: list[str] | None = None # MLP per layer, a key of `MLP_KINDS` each (None: all "dense")
+    generation: dict | None = None # decoding defaults a checkpoint ships (`generate` settings, e.g. forced_bos_token_id)
 
     def __post_init__(self): self._check_and_fill()  # written out in the next cell
 
@@ -77,11 +78,7 @@ def _check_and_fill(self: TransformerConfig):
     for name, value, options in (("norm", self.norm, NORMS), ("mlp_act", self.mlp_act, ACTIVATIONS),
                                  ("position", self.position, POSITIONS), ("backend", self.backend, BACKENDS)):
         if value not in options: raise ValueError(f"{name}={value!r} is not one of {options}")
-    for name in ("vocab_size", "max_seq_len", "d_model", "n_layers", "n_heads"):
-        if getattr(self, name) < 1: raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-    for name in ("n_kv_heads", "head_dim", "d_ff", "n_decoder_layers", "n_decoder_heads", "d_decoder_ff"):
-        value = getattr(self, name)
-        if value is not None and value < 1: raise ValueError(f"{name} must be >= 1 or None (the default), got {value}")
+    self._check_values()  # types and ranges of single fields, in the next cell
     # one name per quantity: the defaults are filled in here, so `n_kv_heads`, `head_dim` and `d_ff` always hold numbers
     if self.head_dim is None:
         if self.d_model % self.n_heads: raise ValueError(f"n_heads={self.n_heads} does not divide d_model={self.d_model}")
@@ -108,6 +105,70 @@ def _check_and_fill(self: TransformerConfig):
     if self.sliding_window is not None and not uses_window:
         raise ValueError(f"sliding_window={self.sliding_window} is set but no layer is a 'sliding_attention' layer "
                          f"(set layer_types)")
+
+# %% ../nbs/05_blocks.ipynb #296f2efc
+_INTS = {"vocab_size": 1, "max_seq_len": 1, "d_model": 1, "n_layers": 1, "n_heads": 1, "rel_buckets": 1,
+         "rel_max_distance": 1, "pos_offset": 0, "type_vocab_size": 0}  # name -> smallest value
+_OPTIONAL_INTS = ("n_kv_heads", "head_dim", "d_ff", "n_decoder_layers", "n_decoder_heads", "d_decoder_ff",
+                  "pad_vocab_multiple", "sliding_window")  # None (the default) or >= 1
+_BOOLS = ("norm_bias", "gated_mlp", "bias", "embed_norm", "embed_scale", "head_bias", "pre_norm", "tie_embeddings")
+_TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+
+@patch
+def _check_values(self: TransformerConfig):
+    "Refuse a field of the wrong type or outside the range its formula works in."
+    for name, low in _INTS.items():
+        v = getattr(self, name)
+        if not _is_int(v) or v < low: raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+    for name in _OPTIONAL_INTS:
+        v = getattr(self, name)
+        if v is not None and (not _is_int(v) or v < 1):
+            raise ValueError(f"{name} must be an int >= 1 or None (the default), got {v!r}")
+    for name in _BOOLS:
+        if not isinstance(getattr(self, name), bool): raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+    finite = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    for name, ok, expected in (("norm_eps", lambda v: v >= 0, ">= 0"), ("rope_theta", lambda v: v > 0, "> 0"),
+                               ("output_scale", lambda v: v > 0, "> 0"), ("init_std", lambda v: v >= 0, ">= 0"),
+                               ("dropout", lambda v: 0 <= v < 1, "in [0, 1)")):
+        v = getattr(self, name)
+        if not finite(v) or not ok(v): raise ValueError(f"{name} must be a finite number {expected}, got {v!r}")
+    if self.attn_scale is not None and not (finite(self.attn_scale) and self.attn_scale > 0):
+        raise ValueError(f"attn_scale must be a finite number > 0 or None (1/sqrt(head_dim)), got {self.attn_scale!r}")
+    if self.position == "relative" and (self.rel_buckets < 4 or self.rel_max_distance <= self.rel_buckets // 2):
+        raise ValueError(f"relative positions need rel_buckets >= 4 and rel_max_distance > rel_buckets // 2 "
+                         f"(T5: 32 and 128), got rel_buckets={self.rel_buckets}, rel_max_distance={self.rel_max_distance}")
+    self._check_token_ids()
+
+@patch
+def _check_token_ids(self: TransformerConfig):
+    "Special token ids are ids of the vocabulary; `eos_token_id` may list several; `generation` is a dict."
+    for name in _TOKEN_IDS:
+        v = getattr(self, name)
+        if isinstance(v, tuple): v = list(v)
+        if name == "eos_token_id" and isinstance(v, list):
+            if not v: raise ValueError("eos_token_id=[] lists no id: use None for no end-of-sequence token")
+            setattr(self, name, v)
+        for i in v if isinstance(v, list) and name == "eos_token_id" else [v]:
+            if i is not None and (not _is_int(i) or not 0 <= i < self.vocab_size):
+                raise ValueError(f"{name}={v!r} is not a token id of the vocabulary [0, {self.vocab_size})"
+                                 + (" (only eos_token_id may list several)" if isinstance(i, list) else ""))
+    if self.generation is not None:
+        if not isinstance(self.generation, dict) or not all(isinstance(k, str) for k in self.generation):
+            raise ValueError(f"generation must be a dict of `generate` settings or None, got {self.generation!r}")
+        self.generation = dict(self.generation)
+
+# %% ../nbs/05_blocks.ipynb #a4708704
+@patch
+def refuse_unused(self: TransformerConfig,
+                  model: str, # who refuses, for the message (e.g. "a Decoder")
+                  **defaults, # field -> (the only value `model` honours, why)
+                 ):
+    "Raise a ValueError for a field set to a value the model would ignore."
+    for name, (default, why) in defaults.items():
+        v = getattr(self, name)
+        if v != default: raise ValueError(f"{name}={v!r} has no effect on {model} ({why}): leave it at {default!r}")
 
 # %% ../nbs/05_blocks.ipynb #2de75ad3
 @patch(as_prop=True)
@@ -283,13 +344,19 @@ def check_mask(mask: torch.Tensor | None, # (B, S) 1 = token, 0 = padding
                name: str = "attention_mask",
                what: str = "", # what the shape means, for the message
               ):
-    "Refuse a mask of the wrong shape or with values other than 0 and 1 (eager mode only)."
+    "Refuse a mask of the wrong shape, with values other than 0 and 1, or with a row of padding only (eager mode only)."
     if mask is None or torch.compiler.is_compiling(): return
+    if not isinstance(mask, torch.Tensor): raise TypeError(f"{name} must be a tensor of 0s and 1s, got {type(mask).__name__}")
     if tuple(mask.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}{what}, got {tuple(mask.shape)}")
     if mask.dtype != torch.bool and bool(((mask != 0) & (mask != 1)).any()):
         bad = mask[(mask != 0) & (mask != 1)][0].item()
         raise ValueError(f"{name} holds {bad}: expected 1 for a token and 0 for padding (not an additive mask)")
+    empty = ~mask.bool().any(dim=-1)  # (B,) rows with no token at all
+    if mask.shape[-1] and bool(empty.any()):
+        row = int(empty.nonzero()[0, 0])
+        raise ValueError(f"row {row} of {name} is all 0 (no token to attend to): expected 1 for a token and 0 for padding; "
+                         f"an additive mask, where 0 means keep, must be converted first (mask == 0)")
 
 @patch
 def check(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors

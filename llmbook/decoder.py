@@ -53,6 +53,8 @@ class Decoder(Stack):
     "A causal language model (GPT-2, Llama, ...): a token table, one causal `Stack` and an output layer."
     family = "decoder" # what `generation`, `training`, `hub` and `pretraining` dispatch on
     def __init__(self, config: TransformerConfig):
+        no_half = (None, "it has no decoder half; the stack's own fields set its size")
+        config.refuse_unused("a Decoder", n_decoder_layers=no_half, n_decoder_heads=no_half, d_decoder_ff=no_half)
         tok_embed = TokenEmbedding(config.vocab_size, config.d_model, config.padded_vocab)
         super().__init__(config, causal=True, tok_embed=tok_embed, positions_from_mask=True)
         c = config

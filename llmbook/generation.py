@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from .core import evaluating
 from .data import pad_sequences
+from .blocks import check_mask
 
 # %% auto #0
 __all__ = ['GENERATION_ARGS', 'next_token_probs', 'token_label', 'plot_next_tokens', 'apply_temperature', 'top_k_filter',
@@ -230,11 +231,15 @@ GENERATION_ARGS = tuple(f.name for f in fields(GenerationConfig))
 def generation_config(model: nn.Module | None = None, # fills the token ids left unset from `model.config`
                       **settings, # any field of `GenerationConfig`
                      ) -> GenerationConfig:
-    "A validated `GenerationConfig`: explicit settings first, then the model's special tokens."
+    "A validated `GenerationConfig`: explicit settings first, then `model.config.generation`, then the model's special tokens."
     unknown = sorted(set(settings) - set(GENERATION_ARGS))
     if unknown: raise TypeError(f"unknown generation argument(s) {unknown}; the known ones are {list(GENERATION_ARGS)}")
-    cfg = GenerationConfig(**settings)
     mc = getattr(model, "config", None)
+    shipped = getattr(mc, "generation", None) or {}  # the checkpoint's own decoding defaults (generation_config.json)
+    unknown = sorted(set(shipped) - set(GENERATION_ARGS))
+    if unknown: raise ValueError(f"model.config.generation holds {unknown}, which are not generation arguments: "
+                                 f"expected names from {list(GENERATION_ARGS)}")
+    cfg = GenerationConfig(**{**shipped, **settings})
     for name in ("eos_token_id", "pad_token_id", "bos_token_id", "decoder_start_token_id"):
         if getattr(cfg, name) is None and mc is not None: setattr(cfg, name, getattr(mc, name, None))
     if isinstance(cfg.eos_token_id, (list, tuple)) and not cfg.eos_token_id: cfg.eos_token_id = None
@@ -454,8 +459,7 @@ def _prepare(model, input_ids, attention_mask, cfg: GenerationConfig, static_cac
     input_ids = input_ids.long().to(device)
     B, T = input_ids.shape
     if attention_mask is not None:
-        if tuple(attention_mask.shape) != (B, T):
-            raise ValueError(f"attention_mask must have the shape of input_ids {(B, T)}, got {tuple(attention_mask.shape)}")
+        check_mask(attention_mask, (B, T), what=" (the shape of input_ids)")  # 0/1 values, a token in every row
         attention_mask = attention_mask.long().to(device)
     ctx = _context(model)
     if T == 0:

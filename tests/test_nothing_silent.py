@@ -26,3 +26,49 @@ def test_bf16_rope_keeps_fp32_frequencies(tmp_path):
         theirs, mine = hf16(ids).logits.argmax(-1)[0, 2048:], ours(ids).argmax(-1)[0, 2048:]
     agreement = (theirs == mine).float().mean().item()
     assert agreement > 0.8, f"argmax agreement with HF bf16 at positions 2048-3071 is {agreement:.1%}"  # 15% with bf16 frequencies
+
+# --- item 2: every generation setting a checkpoint ships is carried (or refused, in test_bad_inputs.py)
+from transformers import BartConfig, BartForConditionalGeneration, GenerationConfig
+from llmbook.generation import generate
+
+def small_llama(**kw):
+    cfg = dict(vocab_size=320, hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=3,
+               initializer_range=0.1)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(**{**cfg, **kw})).eval()
+
+def test_eos_list_and_generation_config_carried(tmp_path):
+    "Llama 3.1 Instruct style: several EOS ids in config.json and generation_config.json; HF stops on any, so does llmbook."
+    hf = small_llama()
+    ids = torch.randint(4, 320, (2, 6), generator=torch.Generator().manual_seed(1))
+    free = hf.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=[])[:, 6:]  # where greedy goes
+    eos = [310, int(free[0, 3]), int(free[1, 5])]  # the first id never comes; rows end on the second and third
+    hf.config.eos_token_id = eos
+    hf.generation_config = GenerationConfig(bos_token_id=1, eos_token_id=eos, pad_token_id=3, max_new_tokens=12)
+    hf.save_pretrained(tmp_path)
+    hf = LlamaForCausalLM.from_pretrained(tmp_path).eval()
+    ours = from_hf(tmp_path)
+    assert ours.config.eos_token_id == eos and ours.config.generation == {"max_new_tokens": 12}
+    theirs, mine = hf.generate(ids, do_sample=False), generate(ours, ids)  # each with the checkpoint's own settings
+    assert torch.equal(theirs, mine), f"{theirs}\n{mine}"
+    assert mine.shape[1] < 6 + 12  # stopped early on the listed EOS ids
+
+def test_bart_forced_tokens_and_lengths_carried(tmp_path):
+    "BART's forced_bos/forced_eos and its max_length/min_length/num_beams reach generate as in transformers."
+    cfg = BartConfig(vocab_size=96, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                     decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+                     bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2)
+    torch.manual_seed(0)
+    hf = BartForConditionalGeneration(cfg).eval()
+    hf.generation_config = GenerationConfig(bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2,
+                                            forced_bos_token_id=0, forced_eos_token_id=2, max_length=9, min_length=4,
+                                            num_beams=2, no_repeat_ngram_size=2)
+    hf.save_pretrained(tmp_path)
+    ours = from_hf(tmp_path)
+    assert ours.config.generation == {"forced_bos_token_id": 0, "forced_eos_token_id": 2, "max_new_tokens": 8,
+                                      "min_new_tokens": 3, "num_beams": 2, "no_repeat_ngram_size": 2}
+    ids = torch.randint(3, 96, (2, 7), generator=torch.Generator().manual_seed(2))
+    theirs, mine = hf.generate(ids), generate(ours, ids)
+    assert torch.equal(theirs, mine), f"{theirs}\n{mine}"
+    assert (mine[:, 1] == 0).all() and (mine[:, -1] == 2).all()  # forced first and last tokens
