@@ -143,7 +143,6 @@ def _bert_config(cfg: dict) -> TransformerConfig:
     _require(cfg, "hidden_act", lambda v: v in _HF_ACTS, "bert")
     _require(cfg, "position_embedding_type", lambda v: v == "absolute", "bert")
     for f in ("add_cross_attention", "is_decoder"): _require(cfg, f, lambda v: not v, "bert")
-    _require(cfg, "tie_word_embeddings", lambda v: v, "bert")  # llmbook's masked-LM head always reads the token table
     _require(cfg, "tie_word_embeddings", lambda v: v, "bert")  # BERT's MLM head reuses the embedding matrix
     return TransformerConfig(
         vocab_size=cfg["vocab_size"], max_seq_len=cfg["max_position_embeddings"], d_model=cfg["hidden_size"],
