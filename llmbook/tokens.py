@@ -14,7 +14,7 @@ from fastcore.basics import patch
 __all__ = ['GPT2_PATTERN', 'GPT4_PATTERN', 'PATTERNS', 'TOKENIZER_FORMAT', 'TOKENIZER_FORMAT_VERSION', 'TRAINERS',
            'CharTokenizer', 'resolve_pattern', 'split_text', 'count_pairs', 'merge_pair', 'train_bpe_naive',
            'train_bpe_fast', 'BPETokenizer', 'bytes_to_unicode', 'hf_pattern', 'HFTokenizer', 'train_bpe_hf',
-           'compression', 'tokens_html', 'TokenizerExplorer']
+           'merge_steps', 'plot_merges', 'compression', 'tokens_html', 'TokenizerExplorer']
 
 # %% ../nbs/02_tokens.ipynb #1201a9b2
 def _utf8(chunk: str) -> bytes:
@@ -712,6 +712,39 @@ def train_bpe_hf(text: str, # training text
     parts = _specials_regex(special_tokens).split(_check_text(text)) if special_tokens else [text]
     hf.train_from_iterator([p for p in parts if p], trainer=trainer)
     return BPETokenizer.from_hf(hf, renumber=True).merges  # HF's trainer numbers bytes its own way
+
+# %% ../nbs/02_tokens.ipynb #379e5cf2
+def merge_steps(tok: BPETokenizer, # a trained tokenizer
+                chunk: str, # one pre-split chunk, e.g. " tokenization"
+               ) -> list[list[bytes]]:
+    "The pieces of `chunk` before any merge and after each merge `encode` applies, as bytes."
+    ids = list(_utf8(_check_text(chunk)))
+    steps = [ids]
+    while len(ids) > 1:
+        pair = min(zip(ids, ids[1:]), key=lambda p: tok.merges.get(p, _INF))
+        if pair not in tok.merges: break
+        ids = merge_pair(ids, pair, tok.merges[pair])
+        steps.append(ids)
+    return [[tok.vocab[i] for i in s] for s in steps]
+
+def plot_merges(tok: BPETokenizer, chunk: str, ax=None):
+    "One row per step of `merge_steps`: the pieces as boxes, the newest merge highlighted."
+    import matplotlib.pyplot as plt
+    steps = merge_steps(tok, chunk)
+    ax = ax or plt.subplots(figsize=(1 + 0.28 * len(_utf8(chunk)), 0.35 * len(steps) + 0.6))[1]
+    for row, pieces in enumerate(steps):
+        x, before = 0, steps[row - 1] if row else pieces
+        for p in pieces:
+            new = row and len(pieces) < len(before) and p not in before
+            ax.add_patch(plt.Rectangle((x, -row - 0.4), len(p), 0.8, fc="#fde2a4" if new else "#e8eef7", ec="#555"))
+            ax.text(x + len(p) / 2, -row, p.decode("utf-8", "backslashreplace").replace(" ", "␣"), ha="center", va="center", fontsize=9)
+            x += len(p)
+    ax.set_xlim(0, len(_utf8(chunk)))
+    ax.set_ylim(-len(steps) + 0.4, 0.6)
+    ax.set_yticks([-r for r in range(len(steps))], ["bytes"] + [f"merge {r}" for r in range(1, len(steps))])
+    ax.set_xticks([])
+    ax.set_title(f"{chunk!r}: {len(_utf8(chunk))} bytes -> {len(steps[-1])} tokens")
+    return ax
 
 # %% ../nbs/02_tokens.ipynb #2b6cc2cd
 def compression(tokenizer, # anything with `encode`
