@@ -10,8 +10,6 @@ from pathlib import Path
 import torch
 from torch import nn
 from safetensors import safe_open
-from safetensors import safe_open
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from .blocks import TransformerConfig
 from .decoder import Decoder
@@ -247,10 +245,6 @@ def _t5_map(config: TransformerConfig) -> dict:
     return m
 
 # %% ../nbs/09_pretrained.ipynb #d20161bf
-def _to_vector(w): return w.reshape(-1)  # BART stores its logits bias as a (1, V) row
-
-def _to_vector(w): return w.reshape(-1)  # BART stores its logits bias as a (1, V) row
-
 def _to_vector(w): return w.reshape(-1)  # BART stores its logits bias as a (1, V) row
 
 def _bart_map(config: TransformerConfig) -> dict:
