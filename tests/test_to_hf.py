@@ -270,3 +270,16 @@ def test_same_loss_on_builtin_corpus(tmp_path):
     assert abs(mine.item() - theirs.item()) < 1e-5, (mine.item(), theirs.item())
     assert abs(direct.item() - theirs.item()) < 1e-5
     assert 5.0 < theirs.item() < 8.0  # a random model: about ln(512) = 6.24, not a degenerate 0 or inf
+
+def test_generation_settings_written_back(tmp_path):
+    "A checkpoint's decoding defaults (`config.generation`) go back into generation_config.json, as transformers reads it."
+    hf = make("llama")
+    hf.generation_config.update(do_sample=True, temperature=0.7, top_p=0.9, eos_token_id=[1, 2])
+    ours = from_hf(hf)
+    assert ours.config.generation  # carried by from_hf
+    folder = to_hf(ours, tmp_path / "gen")
+    theirs = tf.GenerationConfig.from_pretrained(folder)
+    assert (theirs.do_sample, theirs.temperature, theirs.top_p, theirs.eos_token_id) == (True, 0.7, 0.9, [1, 2])
+    assert from_hf(folder).config.generation == ours.config.generation
+    plain = to_hf(from_hf(make("gpt2")), tmp_path / "plain")  # no decoding defaults: no generation_config.json
+    assert not (plain / "generation_config.json").exists()
