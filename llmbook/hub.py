@@ -19,9 +19,9 @@ from .seq2seq import Seq2Seq
 # %% auto #0
 __all__ = ['HF_MODEL_TYPES', 'TOKEN_IDS', 'SAFE_OVERRIDES', 'FORMAT_VERSION', 'MODEL_CLASSES', 'TOKENIZER_BACKENDS',
            'TOKENIZER_MODELS', 'CHECKPOINT_FILES', 'HF_CONFIG_WRITERS', 'UnsupportedConfigError', 'convert_state_dict',
-           'carry_generation', 'LazyTensors', 'config_from_hf', 'from_hf', 'upgrade_names', 'save', 'load',
-           'PretrainedTokenizer', 'resolve_checkpoint', 'load_tokenizer', 'from_pretrained', 'config_to_hf',
-           'state_dict_to_hf', 'to_hf']
+           'carry_generation', 'LazyTensors', 'config_from_hf', 'from_hf', 'unused_heads', 'upgrade_names', 'save',
+           'load', 'PretrainedTokenizer', 'resolve_checkpoint', 'load_tokenizer', 'from_pretrained', 'config_to_hf',
+           'state_dict_to_hf', 'to_hf', 'pretrained_or_none']
 
 # %% ../nbs/09_pretrained.ipynb #7331570d
 class UnsupportedConfigError(ValueError):
@@ -32,6 +32,7 @@ _IGNORED = {  # fields that do not change a model's forward pass in eval mode
     "output_hidden_states", "output_attentions", "sep_token_id", "id2label", "label2id", "problem_type", "_name_or_path", "is_encoder_decoder",
     "chunk_size_feed_forward", "initializer_range", "task_specific_params", "tokenizer_class", "prefix",
     "finetuning_task", "_attn_implementation_autoset", "attention_dropout", "pretraining_tp", "tie_encoder_decoder",
+    "is_llama_config", "transformers.js_config",  # bookkeeping of published checkpoints (SmolLM2's config.json)
 }
 
 def _check_fields(cfg: dict, handled: set, family: str):
@@ -79,8 +80,9 @@ def _rope_theta(cfg: dict) -> float:
 def _llama_config(cfg: dict) -> TransformerConfig:
     handled = {"vocab_size", "max_position_embeddings", "hidden_size", "num_hidden_layers", "num_attention_heads",
                "num_key_value_heads", "head_dim", "intermediate_size", "hidden_act", "rms_norm_eps",
-               "tie_word_embeddings", "rope_parameters", "rope_theta", "rope_scaling", "attention_bias", "mlp_bias"}
+               "tie_word_embeddings", "rope_parameters", "rope_theta", "rope_scaling", "attention_bias", "mlp_bias", "rope_interleaved"}
     _check_fields(cfg, handled, "llama")
+    _require(cfg, "rope_interleaved", lambda v: not v, "llama")  # rotating (x0, x1) pairs, not halves: not implemented
     _require(cfg, "hidden_act", lambda v: v in ("silu", "swish"), "llama")
     attn_bias, mlp_bias = cfg.get("attention_bias", False), cfg.get("mlp_bias", False)
     if attn_bias != mlp_bias:
@@ -291,12 +293,14 @@ def convert_state_dict(state: dict, # their tensors
                        model: nn.Module, # the llmbook model to fill
                        mapping: dict, # their name -> (our name, transform) or a list of them
                        prefix: str = "", # their backbone prefix, e.g. "transformer."
+                       skip: set = frozenset(), # their names not to load (see `unused_heads`)
                       ) -> dict:
     "Their weights as a state dict for `model`; raises on missing, extra or mis-shaped tensors."
     ours = model.state_dict()
     tied = getattr(model.config, "tie_embeddings", False)
     out, extra = {}, []
     for name in state:  # a `LazyTensors` reads each tensor only when it is looked up below
+        if name in skip: continue
         key = name[len(prefix):] if prefix and name.startswith(prefix) else name
         if key == "lm_head.weight":
             if tied: continue  # the same matrix as the embedding
@@ -448,6 +452,7 @@ def config_from_hf(cfg: dict, # a Hugging Face config as a dict (`config.to_dict
                                                                    config, seq2seq=kind in ("t5", "bart")))
 
 # %% ../nbs/09_pretrained.ipynb #8d095b65
+import warnings
 SAFE_OVERRIDES = ("pad_vocab_multiple", "backend", "dropout")  # settings that do not change the logits
 
 def from_hf(source, # a `transformers` model object, or a folder written by `save_pretrained`
@@ -472,12 +477,26 @@ def from_hf(source, # a `transformers` model object, or a folder written by `sav
     config = dataclasses.replace(config, **overrides)
     _, mapping, prefix, build = HF_MODEL_TYPES[cfg["model_type"]]
     with torch.device("meta"): model = build(config, cfg, arch)  # no memory spent on weights we overwrite
-    weights = convert_state_dict(state, model, mapping(config), prefix)
+    weights = convert_state_dict(state, model, mapping(config), prefix, unused_heads(state, model, cfg["model_type"]))
     model.load_state_dict(weights, strict=False, assign=True)
     if config.tie_embeddings and hasattr(model, "head"): model.head.weight = model.tok_embed.weight
     if getattr(model, "mlm", None) is not None: model.mlm._embed = [model.tok_embed]
     model = _materialise(model)
     return (model.to(dtype) if dtype else model).eval()
+
+_PRETRAINING_HEADS = {"bert": ("cls.seq_relationship.",)}  # heads a checkpoint may carry that no llmbook head uses (BERT's next-sentence head)
+
+def unused_heads(state, # their tensors (names are enough)
+                 model: nn.Module, # the llmbook model being filled
+                 kind: str, # the checkpoint's model_type
+                ) -> set:
+    "Names of pretraining-head tensors `model` has no place for; warns, naming them (transformers skips them too)."
+    prefixes = _PRETRAINING_HEADS.get(kind, ())
+    if kind == "bert" and getattr(model, "pooler", None) is None: prefixes += ("bert.pooler.",)
+    unused = {k for k in state if k.startswith(prefixes)}
+    if unused: warnings.warn(f"not loaded: {sorted(unused)}: heads of the checkpoint that this {type(model).__name__} "
+                             f"(head={getattr(model, 'head_type', None)!r}) does not have", stacklevel=3)
+    return unused
 
 def _materialise(model: nn.Module) -> nn.Module:
     "Non-persistent buffers (rope frequencies) were created on meta: rebuild them on the CPU."
@@ -529,13 +548,20 @@ def save(model: nn.Module, # an llmbook model with a `.config`
     family = getattr(model, "family", None)
     if family not in MODEL_CLASSES:
         raise ValueError(f"cannot save a {type(model).__name__}: expected an llmbook model of a family in {sorted(MODEL_CLASSES)}")
+    adapted = [n for n, m in model.named_modules() if hasattr(m, "lora_a")]
+    if adapted:
+        raise ValueError(f"{len(adapted)} layers of this model carry LoRA adapters ({adapted[0]}, ...): hub.save writes "
+                         f"plain models that hub.load can rebuild; save the adapters with finetune.save_lora(model, path) "
+                         f"and load them onto the base with finetune.load_lora")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     if getattr(model.config, "tie_embeddings", False): state.pop("head.weight", None)  # stored once
-    meta = {"format": "llmbook", "version": FORMAT_VERSION, "family": family, "config": model.config.to_dict()}
+    save_id = os.urandom(8).hex()  # written into both files: a config.json with another save's weights is caught on load
+    meta = {"format": "llmbook", "version": FORMAT_VERSION, "family": family, "config": model.config.to_dict(),
+            "save_id": save_id}
     if family == "encoder": meta["head"] = {"head": model.head_type, "num_labels": model.num_labels}
-    _atomic_write(folder / "model.safetensors", lambda p: save_file(state, p))
+    _atomic_write(folder / "model.safetensors", lambda p: save_file(state, p, metadata={"llmbook_save_id": save_id}))
     _atomic_write(folder / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
 
 # %% ../nbs/09_pretrained.ipynb #f5aaafc7
@@ -553,6 +579,16 @@ def _read_meta(folder: Path) -> dict:
         raise ValueError(f"{folder} holds a {meta.get('family') or meta.get('model')!r}: expected one of {sorted(MODEL_CLASSES)}")
     return meta
 
+def _check_pair(folder: Path, meta: dict):
+    "config.json and model.safetensors must come from the same `save` (an interrupted save leaves a mismatched pair)."
+    if "save_id" not in meta: return  # written before save ids
+    from safetensors import safe_open
+    with safe_open(str(folder / "model.safetensors"), "pt") as f: weights_id = (f.metadata() or {}).get("llmbook_save_id")
+    if weights_id != meta["save_id"]:
+        raise ValueError(f"{folder}/model.safetensors and config.json were written by different saves (save ids "
+                         f"{weights_id} and {meta['save_id']}): a save was interrupted between the two files; "
+                         f"save the model again")
+
 def load(folder: str | os.PathLike, # written by `save`
          device: str | torch.device = "cpu",
         ) -> nn.Module:
@@ -563,6 +599,7 @@ def load(folder: str | os.PathLike, # written by `save`
     model = MODEL_CLASSES[family](TransformerConfig.from_dict(meta["config"]), **meta.get("head", {}))
     try: state = load_file(folder / "model.safetensors", device=str(device))
     except Exception as e: raise ValueError(f"{folder}/model.safetensors cannot be read: {e}") from None
+    _check_pair(folder, meta)
     if meta["version"] == 1: state = {upgrade_names(family, k): v for k, v in state.items()}
     convert_state_dict(state, model, {k: (k, None) for k in state})  # same strict checks as for HF
     model.load_state_dict(state, strict=False)  # convert_state_dict above already checked every tensor
@@ -1092,3 +1129,14 @@ def to_hf(model: nn.Module, # an llmbook Decoder, Encoder or Seq2Seq
         (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     _write_folder(folder, write, overwrite)
     return folder
+
+# %% ../nbs/09_pretrained.ipynb #cb31799a
+def pretrained_or_none(name: str, # a Hub name
+                       tokenizer_backend: str = "hf", # see `load_tokenizer`
+                       **kwargs, # to `from_pretrained`
+                      ) -> tuple:
+    "`(model, tokenizer)` of a Hub checkpoint, or `(None, None)` after printing why it could not be loaded (offline, say)."
+    try: return from_pretrained(name, **kwargs), load_tokenizer(name, tokenizer_backend)
+    except (FileNotFoundError, PermissionError, OSError) as e:
+        print(f"{name} could not be loaded, so the cells that use it show nothing.\n{e}")
+        return None, None

@@ -214,3 +214,17 @@ def test_sentence_transformers_folder(folders, tmp_path):
     with pytest.raises(ValueError, match="takes at most max_seq_length=24"): model.embed(tok(["word " * 40])["input_ids"])
     (st / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_max_tokens": True}))
     with pytest.raises(ValueError, match="pooling 'max_tokens' is not supported"): from_pretrained(st)
+
+def test_bert_checkpoint_with_its_pretraining_heads(tmp_path):
+    "bert-base-uncased ships BertForPreTraining's weights (pooler, next-sentence head) under architectures=[BertForMaskedLM]."
+    from transformers import BertConfig, BertForPreTraining, BertForMaskedLM
+    torch.manual_seed(0)
+    BertForPreTraining(BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=64)).save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "architectures": ["BertForMaskedLM"]}))
+    with pytest.warns(UserWarning, match=r"not loaded: \['bert.pooler.dense.bias', 'bert.pooler.dense.weight', "
+                                         r"'cls.seq_relationship.bias', 'cls.seq_relationship.weight'\]"):
+        ours = from_pretrained(tmp_path)
+    ids = torch.randint(0, 300, (2, 9))
+    torch.testing.assert_close(ours(ids), BertForMaskedLM.from_pretrained(tmp_path).eval()(ids).logits, atol=1e-5, rtol=0)
