@@ -228,3 +228,26 @@ def test_bert_checkpoint_with_its_pretraining_heads(tmp_path):
         ours = from_pretrained(tmp_path)
     ids = torch.randint(0, 300, (2, 9))
     torch.testing.assert_close(ours(ids), BertForMaskedLM.from_pretrained(tmp_path).eval()(ids).logits, atol=1e-5, rtol=0)
+
+def test_hub_name_that_does_not_exist(tmp_path, monkeypatch):
+    "Online, a name the Hub does not know: a local server on 127.0.0.1 answers as the Hub does (404, RepoNotFound)."
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    import huggingface_hub.constants as C
+    class Hub(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.send_header("X-Error-Message", "Repository not found")
+            self.end_headers()
+        do_HEAD = do_GET
+        def log_message(self, *args): pass
+    server = HTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(C, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(C, "ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        with pytest.raises(FileNotFoundError, match="'someone/no-such-model' is neither a folder nor a model on the Hugging Face Hub"):
+            from_pretrained("someone/no-such-model", cache_dir=tmp_path)
+        assert not any(p.is_file() for p in tmp_path.rglob("*"))  # nothing written into the cache
+    finally: server.shutdown()
