@@ -360,21 +360,39 @@ def check_mask(mask: torch.Tensor | None, # (B, S) 1 = token, 0 = padding
 
 @patch
 def check(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
-          attention_mask, position_ids, token_type_ids, past: int):
+          attention_mask, position_ids, token_type_ids, past: int, cache=None):
     "Raise a clear error for inputs this stack cannot run (eager mode only)."
     if torch.compiler.is_compiling(): return
     B, T = x.shape[:2]
+    if B == 0 or T == 0: raise ValueError(f"the input has shape {(B, T)}: expected at least one row and one token")
+    self._check_cache(cache, B)
     S = past + T
     if self.context_limit and S > self.config.max_seq_len:
         raise ValueError(f"{S} tokens ({past} cached + {T} new) do not fit the context of {self.config.max_seq_len}")
     check_mask(attention_mask, (B, S), what=" (batch, cached + new tokens)")
-    if position_ids is not None and tuple(position_ids.shape) != (B, T):
-        raise ValueError(f"position_ids must have shape {(B, T)}, got {tuple(position_ids.shape)}")
+    if position_ids is not None:
+        if not isinstance(position_ids, torch.Tensor) or position_ids.dtype.is_floating_point or position_ids.dtype == torch.bool:
+            raise TypeError(f"position_ids must be an integer tensor, got {type(position_ids).__name__} "
+                            f"{getattr(position_ids, 'dtype', '')}")
+        if tuple(position_ids.shape) != (B, T):
+            raise ValueError(f"position_ids must have shape {(B, T)}, got {tuple(position_ids.shape)}")
+        if int(position_ids.min()) < 0: raise ValueError(f"position_ids holds {int(position_ids.min())}: positions start at 0")
     if token_type_ids is not None:
         if self.types is None: raise ValueError("token_type_ids were given, but this model has no token types (type_vocab_size=0)")
         if tuple(token_type_ids.shape) != (B, T):
             raise ValueError(f"token_type_ids must have shape {(B, T)}, got {tuple(token_type_ids.shape)}")
         check_ids(token_type_ids, self.types.num_embeddings)
+
+@patch
+def _check_cache(self: Stack, cache, B: int):
+    "A cache fits this stack: one entry per block, and the batch size it was filled with."
+    if cache is None: return
+    if cache.n_layers != len(self.blocks):
+        raise ValueError(f"the cache has {cache.n_layers} layers but this stack has {len(self.blocks)}: use model.new_cache()")
+    filled = next((k.shape[0] for k in cache.k if k is not None), None)
+    if cache.length and filled is not None and filled != B:
+        raise ValueError(f"the cache holds {filled} rows but the input has {B}: start a new cache (model.new_cache()) "
+                         f"for another batch, or cache.select(rows) to keep some rows")
 
 # %% ../nbs/05_blocks.ipynb #c406ebf9
 @patch
@@ -431,7 +449,7 @@ def run(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
     B, T = x.shape[:2]
     past = 0 if cache is None else cache.length
     S = past + T
-    self.check(x, attention_mask, position_ids, token_type_ids, past)
+    self.check(x, attention_mask, position_ids, token_type_ids, past, cache)
     if position_ids is None: position_ids = self.position_ids(attention_mask, B, T, past, x.device)
     x = self.embeddings(x, position_ids, token_type_ids)
     eager = not torch.compiler.is_compiling()

@@ -47,6 +47,8 @@ def check_input_ids(input_ids: torch.Tensor, name: str = "input_ids"):
     if torch.compiler.is_compiling(): return
     if not isinstance(input_ids, torch.Tensor) or input_ids.ndim != 2:
         raise ValueError(f"{name} must be (B, T), got {tuple(getattr(input_ids, 'shape', ())) or type(input_ids).__name__}")
+    if 0 in input_ids.shape:
+        raise ValueError(f"{name} has shape {tuple(input_ids.shape)}: expected at least one row and one token per row")
 
 # %% ../nbs/06_decoder.ipynb #ad5b24be
 class Decoder(Stack):

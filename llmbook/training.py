@@ -85,11 +85,15 @@ def collate(examples: list) -> dict[str, torch.Tensor]:
 def param_groups(model: nn.Module, # the model to optimise
                  weight_decay: float = 0.1, # decay of matrices and embeddings
                 ) -> list[dict]:
-    "Two AdamW parameter groups: tensors with >= 2 dims decay, biases and norm gains do not. Tied weights appear once."
+    "AdamW parameter groups: tensors with >= 2 dims decay, biases and norm gains do not (empty groups left out). Tied weights appear once."
     decay, no_decay = [], []
     for name, p in model.named_parameters():  # named_parameters() yields a shared tensor once
         if p.requires_grad: (decay if p.ndim >= 2 else no_decay).append((name, p))
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if not decay and not no_decay:
+        raise ValueError(f"{type(model).__name__} has no trainable parameters (requires_grad is False everywhere): "
+                         f"unfreeze what should learn (add_lora does it for its adapters) before training")
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]  # only adapters, or only biases: one group (AdamW refuses an empty one)
 
 def make_optimizer(model: nn.Module,
                    lr: float = 3e-4, # the peak learning rate (the schedule sets it each step)
@@ -214,6 +218,13 @@ class TrainConfig:
         for name in ("eval_every", "save_every", "eval_batches"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1): raise ValueError(f"{name} must be None or an int >= 1, got {v!r}")
+        for name, ok, expected in (("lr", lambda v: v > 0, "> 0"), ("weight_decay", lambda v: v >= 0, ">= 0"),
+                                   ("eps", lambda v: v > 0, "> 0")):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
+                raise ValueError(f"{name} must be a finite number {expected}, got {v!r}")
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
 
@@ -736,7 +747,8 @@ def _model_meta(model: nn.Module) -> dict:
 def _save_model(model: nn.Module, folder: Path):
     from llmbook import hub
     from safetensors.torch import save_model
-    if getattr(model, "family", None) is not None:  # an llmbook model: `hub.load(folder)` opens it
+    adapted = any(hasattr(m, "lora_a") for m in model.modules())  # LoRA layers: hub.save refuses them (not a plain model)
+    if getattr(model, "family", None) is not None and not adapted:  # a plain llmbook model: `hub.load(folder)` opens it
         hub.save(model, folder)
         return
     save_model(model, str(folder / "model.safetensors"))
@@ -916,6 +928,7 @@ def load_checkpoint(self: Trainer, path: str | os.PathLike):
     diff = _differences(meta, _model_meta(self.model))
     if diff: raise ValueError(f"checkpoint {path} was written for a different model ({'; '.join(diff)}): "
                               f"build the same model, or choose another output folder")
+    self._check_world(path, meta)
     now = self.config.to_dict()
     changed = [f"{k}: {v!r} -> {getattr(self.config, k)!r}"
                for k, v in TrainConfig.from_dict(meta["train_config"]).to_dict().items()
@@ -943,6 +956,21 @@ def _load_weights(self: Trainer, path: Path):
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
+@patch
+def _check_world(self: Trainer, path: Path, meta: dict):
+    "Refuse to resume with another global batch: a run saved by 2 processes and resumed by 1 would halve it."
+    saved = meta["train_config"]
+    W = meta.get("world_size", 1)
+    before = saved["batch_size"] * saved["accumulate"] * W
+    now = self.config.batch_size * self.config.accumulate * self.world_size
+    if before == now: return
+    fix = (f", or accumulate={before // (self.config.batch_size * self.world_size)} to keep it"
+           if before % (self.config.batch_size * self.world_size) == 0 else "")
+    raise ValueError(f"checkpoint {path} was trained with a global batch of {before} examples (batch_size "
+                     f"{saved['batch_size']} x accumulate {saved['accumulate']} x {W} process(es)); this run has {now} "
+                     f"(batch_size {self.config.batch_size} x accumulate {self.config.accumulate} x {self.world_size} "
+                     f"process(es)): resume with {W} process(es){fix}")
+
 # %% ../nbs/10_training.ipynb #f6f8bb91
 @patch
 def _prepare_out(self: Trainer, resume):
@@ -957,13 +985,22 @@ def _prepare_out(self: Trainer, resume):
                                   f"choose another folder")
     if resume not in (True, False):
         path = Path(resume)
+        if found and path.parent.resolve() != self.out.resolve():  # keep-rotation would delete the other run's checkpoints
+            raise ValueError(f"{self.out} already holds checkpoints of another run ({found[-1].name}) and {path} is "
+                             f"in {path.parent}: resuming it into {self.out} would mix the two runs (and the oldest "
+                             f"checkpoints would be deleted); resume into an empty folder, or with out={str(path.parent)!r}")
         newer = [p.name for p in found if p.parent.resolve() == path.parent.resolve() and p.name > path.name]
         if newer: raise ValueError(f"{self.out} holds newer checkpoints ({', '.join(newer)}) than {path.name}: "
                                    f"resuming from it would mix two runs; move the newer ones away, or resume "
                                    f"into another folder")
         self.load_checkpoint(path)
         return
-    if not found: return
+    if not found:
+        if resume is True and not any(self.out.glob("*")):
+            raise ValueError(f"resume=True, but {self.out} holds no checkpoint (it is empty or missing): "
+                             f"check the folder, or pass resume=False to start a new run")
+        if resume is True: warnings.warn(f"resume=True, but {self.out} holds no checkpoint yet: starting at step 0")
+        return
     if not resume:
         meta = read_checkpoint(found[-1], verify=False)
         diff = _differences(meta, _model_meta(self.model))

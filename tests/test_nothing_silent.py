@@ -72,3 +72,24 @@ def test_bart_forced_tokens_and_lengths_carried(tmp_path):
     theirs, mine = hf.generate(ids), generate(ours, ids)
     assert torch.equal(theirs, mine), f"{theirs}\n{mine}"
     assert (mine[:, 1] == 0).all() and (mine[:, -1] == 2).all()  # forced first and last tokens
+
+# --- item 11: training only some parameters works (AdamW got an empty group before)
+from llmbook.blocks import preset
+from llmbook.decoder import Decoder
+from llmbook.finetune import add_lora
+from llmbook.training import make_optimizer
+
+@pytest.mark.parametrize("which", ["lora", "biases"])
+def test_train_only_adapters_or_biases(which):
+    torch.manual_seed(0)
+    m = Decoder(preset("tiny-gpt2"))
+    if which == "lora": add_lora(m)
+    else:
+        for n, p in m.named_parameters(): p.requires_grad_(n.endswith(".bias"))
+    opt = make_optimizer(m)
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    ids = torch.randint(0, 256, (2, 8))
+    torch.nn.functional.cross_entropy(m(ids).flatten(0, 1), ids.flatten()).backward()
+    opt.step()
+    moved = {n for n, p in m.named_parameters() if not torch.equal(p, before[n])}
+    assert moved and moved == {n for n, p in m.named_parameters() if p.requires_grad}
