@@ -81,3 +81,17 @@ def test_bad_input_is_one_line(gpt2, monkeypatch, argv, message):
     code, out, err = run([gpt2 if a == "GPT2" else a for a in argv] + ["--device", "cpu"], [""])
     assert code == 2 and err.startswith("llmbook: error:") and message in err and "Traceback" not in err, err
     assert "hi" not in out and "word" not in out  # nothing printed before the refusal
+
+def test_generate_from_an_llmbook_run(tmp_path):
+    "`llmbook train` writes checkpoints and the run's own BPE tokenizer.json beside them: generate reads both."
+    from llmbook.hub import load
+    from llmbook.tokens import BPETokenizer
+    from llmbook.generation import generate_text
+    out = tmp_path / "run"
+    code, _, err = run(["train", "--preset", "tiny-gpt2", "--model", "max_seq_len=32", "--steps", 2, "--batch-size", 4,
+                        "--out", out, "--no-progress"])
+    assert code == 0, err
+    [ckpt] = sorted(out.glob("checkpoint-*"))
+    code, text, err = run(["generate", ckpt, "The with", "--max-new-tokens", 6, "--device", "cpu"])
+    expected = generate_text(load(ckpt), BPETokenizer.load(out / "tokenizer.json"), "The with", max_new_tokens=6)
+    assert code == 0 and text == "The with" + expected + "\n", err
