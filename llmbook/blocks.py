@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch
-from .embeddings import POSITIONS, Positions, check_ids
+from .embeddings import POSITIONS, Positions, check_ids, check_rope_scaling
 from .attention import Attention, BACKENDS, KVCache, combine_masks, padding_mask
 
 # %% auto #0
 __all__ = ['NORMS', 'ACTIVATIONS', 'LAYER_TYPES', 'PRESETS', 'PRESET_FAMILY', 'FAMILY_MODULES', 'ACT_FNS', 'MLP_KINDS',
            'TransformerConfig', 'add_presets', 'preset', 'RMSNorm', 'layer_norm_math', 'make_norm', 'gelu_tanh', 'MLP',
-           'Block', 'Stack', 'check_mask', 'sliding_window_mask']
+           'route', 'MoE', 'experts_math', 'active_params', 'Block', 'Stack', 'check_mask', 'sliding_window_mask']
 
 # %% ../nbs/05_blocks.ipynb #c10c9f0b
 NORMS = ("layernorm", "rmsnorm")
@@ -42,6 +42,7 @@ class TransformerConfig:
     bias: bool = True # biases in the attention and MLP linear layers
     position: str = "learned" # "learned", "sinusoidal", "rope", "relative" (T5) or "none"
     rope_theta: float = 10000.0
+    rope_scaling: dict | None = None # rotary frequencies scaled for a longer context (Llama 3.1): see `scale_frequencies`
     rel_buckets: int = 32 # relative positions (T5): number of distance buckets
     rel_max_distance: int = 128 # relative positions: distances beyond this share the last bucket
     pos_offset: int = 0 # learned positions start at this row of the table (BART: 2)
@@ -67,6 +68,10 @@ class TransformerConfig:
     layer_types: list[str] | None = None # attention per layer, one of `LAYER_TYPES` each (None: all "full_attention")
     sliding_window: int | None = None # "sliding_attention" layers see this many positions back (their own included)
     mlp_types: list[str] | None = None # MLP per layer, a key of `MLP_KINDS` each (None: all "dense")
+    n_experts: int | None = None # "experts" layers: MLPs in each (Mixtral: 8); see the mixture-of-experts section
+    n_experts_per_token: int | None = None # "experts" layers: experts each token is sent to, the top k (None: 2)
+    d_expert_ff: int | None = None # "experts" layers: hidden width of one expert (None: d_ff)
+    norm_topk_prob: bool = True # "experts" layers: rescale the k routing weights to sum to 1 (Mixtral does)
     generation: dict | None = None # decoding defaults a checkpoint ships (`generate` settings, e.g. forced_bos_token_id)
 
     def __post_init__(self): self._check_and_fill()  # written out in the next cell
@@ -89,6 +94,9 @@ def _check_and_fill(self: TransformerConfig):
         raise ValueError(f"n_kv_heads={self.n_kv_heads} does not divide n_heads={self.n_heads}")
     if self.position == "rope" and self.head_dim % 2:
         raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
+    self.rope_scaling = check_rope_scaling(self.rope_scaling)
+    if self.rope_scaling is not None and self.position != "rope":
+        raise ValueError(f"rope_scaling is set but position={self.position!r}: it scales rotary positions only")
     if self.n_decoder_heads is not None and self.d_model % self.n_decoder_heads:
         raise ValueError(f"n_decoder_heads={self.n_decoder_heads} does not divide d_model={self.d_model}")
     for name in ("layer_types", "mlp_types"):  # one entry per layer (`Block` checks the MLP kinds)
@@ -105,13 +113,17 @@ def _check_and_fill(self: TransformerConfig):
     if self.sliding_window is not None and not uses_window:
         raise ValueError(f"sliding_window={self.sliding_window} is set but no layer is a 'sliding_attention' layer "
                          f"(set layer_types)")
+    self._check_experts()  # the mixture-of-experts fields, in the cell after next
+
 
 # %% ../nbs/05_blocks.ipynb #296f2efc
 _INTS = {"vocab_size": 1, "max_seq_len": 1, "d_model": 1, "n_layers": 1, "n_heads": 1, "rel_buckets": 1,
          "rel_max_distance": 1, "pos_offset": 0, "type_vocab_size": 0}  # name -> smallest value
 _OPTIONAL_INTS = ("n_kv_heads", "head_dim", "d_ff", "n_decoder_layers", "n_decoder_heads", "d_decoder_ff",
-                  "pad_vocab_multiple", "sliding_window")  # None (the default) or >= 1
-_BOOLS = ("norm_bias", "gated_mlp", "bias", "embed_norm", "embed_scale", "head_bias", "pre_norm", "tie_embeddings")
+                  "pad_vocab_multiple", "sliding_window", "n_experts", "n_experts_per_token",
+                  "d_expert_ff")  # None (the default) or >= 1
+_BOOLS = ("norm_bias", "gated_mlp", "bias", "embed_norm", "embed_scale", "head_bias", "pre_norm", "tie_embeddings",
+          "norm_topk_prob")
 _TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 
 def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
@@ -158,6 +170,26 @@ def _check_token_ids(self: TransformerConfig):
         if not isinstance(self.generation, dict) or not all(isinstance(k, str) for k in self.generation):
             raise ValueError(f"generation must be a dict of `generate` settings or None, got {self.generation!r}")
         self.generation = dict(self.generation)
+
+# %% ../nbs/05_blocks.ipynb #104c2378
+_EXPERT_FIELDS = ("n_experts", "n_experts_per_token", "d_expert_ff")
+
+@patch
+def _check_experts(self: TransformerConfig):
+    "Refuse mixture-of-experts fields without an 'experts' layer, and an 'experts' layer without `n_experts`."
+    if "experts" not in (self.mlp_types or ()):
+        for name in _EXPERT_FIELDS + ("norm_topk_prob",):
+            v = getattr(self, name)
+            if v is not None and v is not True:
+                raise ValueError(f"{name}={v!r} is set but no layer is an 'experts' layer (set mlp_types)")
+        return
+    if self.n_experts is None:
+        raise ValueError("mlp_types has 'experts' layers but n_experts is None: set how many experts each layer has")
+    self.n_experts_per_token = self.n_experts_per_token or min(2, self.n_experts)
+    self.d_expert_ff = self.d_expert_ff or self.d_ff
+    if self.n_experts_per_token > self.n_experts:
+        raise ValueError(f"n_experts_per_token={self.n_experts_per_token} is more than n_experts={self.n_experts}: "
+                         f"a token cannot be sent to more experts than there are")
 
 # %% ../nbs/05_blocks.ipynb #a4708704
 @patch
@@ -268,6 +300,75 @@ class MLP(nn.Module):
 
 MLP_KINDS = {"dense": lambda c: MLP(c.d_model, c.d_ff, c.mlp_act, c.gated_mlp, c.bias)}  # builds one layer's MLP from the config
 
+# %% ../nbs/05_blocks.ipynb #0389220d
+def route(logits: torch.Tensor, # (..., n_experts) the router's scores
+          k: int, # experts per token
+          renormalise: bool = True, # rescale the k weights to sum to 1 (Mixtral; Qwen3-MoE's `norm_topk_prob`)
+         ) -> tuple[torch.Tensor, torch.Tensor]:
+    "`(weights, experts)`, each `(..., k)`: each token's k most probable experts, most probable first, and their weights."
+    probs = F.softmax(logits.float(), dim=-1)  # in float32 whatever the model's dtype, as transformers does
+    weights, experts = probs.topk(k, dim=-1)  # (..., k) each
+    if renormalise: weights = weights / weights.sum(-1, keepdim=True)
+    return weights, experts
+
+# %% ../nbs/05_blocks.ipynb #12656715
+class MoE(nn.Module):
+    "Mixture of experts: a router sends each token to `k` of `n_experts` MLPs and sums their outputs, weighted."
+    def __init__(self, d_model: int, d_ff: int, # width in, hidden width of one expert
+                 n_experts: int, # experts in the layer
+                 k: int = 2, # experts per token
+                 renormalise: bool = True, # the k weights sum to 1 (see `route`)
+                 act: str = "silu", gated: bool = True, bias: bool = False, # each expert's `MLP`
+                ):
+        super().__init__()
+        if not 1 <= k <= n_experts: raise ValueError(f"k={k} experts per token must be between 1 and n_experts={n_experts}")
+        self.k, self.renormalise = k, renormalise
+        self.router = nn.Linear(d_model, n_experts, bias=False)  # one score per expert
+        self.experts = nn.ModuleList(MLP(d_model, d_ff, act, gated, bias) for _ in range(n_experts))
+
+def experts_math(moe: MoE, x: torch.Tensor, # (B, T, d_model)
+                ) -> torch.Tensor:
+    "The mixture written out expert by expert: every expert on every token, times the weight the token gives it (often 0)."
+    weights, chosen = route(moe.router(x), moe.k, moe.renormalise)  # (B, T, k) each
+    y = torch.zeros_like(x)
+    for e, expert in enumerate(moe.experts):
+        w = (weights * (chosen == e)).sum(-1, keepdim=True)  # (B, T, 1): this expert's weight, 0 where not chosen
+        y = y + (w * expert(x)).to(x.dtype)
+    return y
+
+# %% ../nbs/05_blocks.ipynb #36f77b32
+@patch
+def forward(self: MoE, x: torch.Tensor, # (B, T, d_model)
+           ) -> torch.Tensor:
+    "Each expert run once, on the tokens routed to it: `(B, T, d_model)`."
+    shape = x.shape
+    x = x.reshape(-1, shape[-1])  # (N, d_model), N = B * T tokens
+    weights, chosen = route(self.router(x), self.k, self.renormalise)  # (N, k) each
+    order = chosen.flatten().argsort(stable=True)  # (N k,) the (token, expert) pairs, sorted by expert
+    token = order // self.k  # (N k,) the token of each sorted pair
+    counts = torch.bincount(chosen.flatten(), minlength=len(self.experts)).tolist()  # pairs per expert
+    slices = x[token].split(counts)  # one (count, d_model) slice per expert
+    out = torch.cat([expert(part) for expert, part in zip(self.experts, slices)])  # (N k, d_model)
+    out = out * weights.flatten()[order, None]  # scaled by each pair's weight (in float32)
+    return torch.zeros_like(x).index_add(0, token, out.to(x.dtype)).reshape(shape)
+
+# %% ../nbs/05_blocks.ipynb #2e9793c5
+def _experts_layer(c: TransformerConfig) -> MoE:
+    if c.n_experts is None: raise ValueError("an 'experts' MLP needs n_experts (how many experts), got None")
+    return MoE(c.d_model, c.d_expert_ff or c.d_ff, c.n_experts, c.n_experts_per_token or min(2, c.n_experts),
+               c.norm_topk_prob, c.mlp_act, c.gated_mlp, c.bias)
+
+MLP_KINDS["experts"] = _experts_layer
+
+def active_params(model: nn.Module) -> int:
+    "Parameters one token uses: all of them, but only k experts of each `MoE` layer (shared tensors once)."
+    total = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    for m in model.modules():
+        if isinstance(m, MoE):
+            per_expert = sum(p.numel() for p in m.experts[0].parameters())
+            total -= (len(m.experts) - m.k) * per_expert
+    return total
+
 # %% ../nbs/05_blocks.ipynb #dfee5137
 class Block(nn.Module):
     "One transformer block: (self-attention, optional cross-attention, MLP), each with a norm and a residual."
@@ -325,7 +426,7 @@ class Stack(nn.Module):
         self.causal, self.positions_from_mask = causal, positions_from_mask
         self.context_limit = context_limit or c.position == "learned"  # a learned table has max_seq_len rows
         self.pos = Positions(c.position, c.d_model, c.max_seq_len, c.head_dim, c.n_heads, c.pos_offset, c.rope_theta,
-                             c.rel_buckets, c.rel_max_distance, bidirectional=not causal)
+                             c.rope_scaling, c.rel_buckets, c.rel_max_distance, bidirectional=not causal)
         self.types = nn.Embedding(c.type_vocab_size, c.d_model) if c.type_vocab_size else None
         self.embed_norm = make_norm(c) if c.embed_norm else nn.Identity()
         self.drop = nn.Dropout(c.dropout)

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['POSITIONS', 'check_ids', 'TokenEmbedding', 'LearnedPositions', 'sinusoidal_positions', 'plot_positions',
-           'rotate_half', 'RotaryEmbedding', 'apply_rotary', 'plot_rope', 'rope_explorer', 'relative_bucket',
-           'RelativePositionBias', 'Positions']
+__all__ = ['ROPE_SCALINGS', 'POSITIONS', 'check_ids', 'TokenEmbedding', 'LearnedPositions', 'sinusoidal_positions',
+           'plot_positions', 'rotate_half', 'RotaryEmbedding', 'apply_rotary', 'check_rope_scaling',
+           'scale_frequencies', 'plot_rope', 'rope_explorer', 'relative_bucket', 'RelativePositionBias', 'Positions']
 
 # %% ../nbs/03_embeddings.ipynb #3f7bb534
 def check_ids(ids: torch.Tensor, # integer token ids
@@ -84,12 +84,17 @@ class RotaryEmbedding(nn.Module):
     "Rotary position embedding (RoPE), rotate-half layout as in Llama checkpoints."
     def __init__(self, head_dim: int, # width of one attention head (even)
                  theta: float = 10000.0, # `rope_theta`: base of the frequencies
+                 scaling: dict | None = None, # longer contexts (Llama 3): see "Scaling the frequencies" below
                 ):
         super().__init__()
         if head_dim % 2: raise ValueError(f"head_dim must be even for RoPE, got {head_dim}")
-        self.head_dim, self.theta = head_dim, theta
-        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (hd/2,)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.head_dim, self.theta, self.scaling = head_dim, theta, scaling
+        self.register_buffer("inv_freq", self.frequencies(), persistent=False)
+
+    def frequencies(self) -> torch.Tensor:
+        "`inv_freq`, the rotation speed of each dimension pair `(head_dim/2,)`, in float32."
+        inv_freq = 1.0 / self.theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
+        return inv_freq if self.scaling is None else scale_frequencies(inv_freq, self.scaling)
 
     def cos_sin(self, position_ids: torch.Tensor # (B, T) positions
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,6 +120,40 @@ def _apply(self: RotaryEmbedding, fn, recurse=True):
     if self.inv_freq.dtype != torch.float32 and not self.inv_freq.is_meta:
         self.inv_freq = inv_freq.to(device=self.inv_freq.device)  # the float32 values, on the new device
     return self
+
+# %% ../nbs/03_embeddings.ipynb #341494c1
+ROPE_SCALINGS = {"linear": {"factor"}, # rope_type -> the fields it needs
+                 "llama3": {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}}
+
+def check_rope_scaling(scaling: dict | None) -> dict | None:
+    "`scaling` checked: a known `rope_type` with exactly its fields, each in range; None for plain RoPE."
+    if scaling is None or scaling.get("rope_type", "default") == "default": return None
+    kind = scaling.get("rope_type")
+    if kind not in ROPE_SCALINGS:
+        raise ValueError(f"rope scaling rope_type={kind!r} is not implemented: expected one of {sorted(ROPE_SCALINGS)} (or none)")
+    fields = set(scaling) - {"rope_type"}
+    if fields != ROPE_SCALINGS[kind]:
+        raise ValueError(f"{kind} rope scaling needs exactly {sorted(ROPE_SCALINGS[kind])}, got {sorted(fields)}")
+    bad = [k for k in fields if not isinstance(scaling[k], (int, float)) or isinstance(scaling[k], bool) or scaling[k] <= 0]
+    if bad: raise ValueError(f"rope scaling {bad[0]}={scaling[bad[0]]!r} must be a number > 0")
+    if kind == "llama3" and scaling["high_freq_factor"] <= scaling["low_freq_factor"]:
+        raise ValueError(f"llama3 rope scaling needs high_freq_factor > low_freq_factor, got "
+                         f"{scaling['high_freq_factor']} <= {scaling['low_freq_factor']}")
+    return dict(scaling)
+
+def scale_frequencies(inv_freq: torch.Tensor, # (head_dim/2,) plain RoPE frequencies
+                      scaling: dict, # {"rope_type": "linear" | "llama3", ...}: see `ROPE_SCALINGS`
+                     ) -> torch.Tensor:
+    "The frequencies a context-extended checkpoint uses."
+    s = check_rope_scaling(scaling)
+    if s is None: return inv_freq
+    if s["rope_type"] == "linear": return inv_freq / s["factor"]
+    wavelength = 2 * math.pi / inv_freq
+    fast = s["original_max_position_embeddings"] / s["high_freq_factor"]  # shorter wavelengths: unchanged
+    slow = s["original_max_position_embeddings"] / s["low_freq_factor"]  # longer wavelengths: divided by factor
+    blend = (s["original_max_position_embeddings"] / wavelength - s["low_freq_factor"]) / (s["high_freq_factor"] - s["low_freq_factor"])
+    blended = (1 - blend) * inv_freq / s["factor"] + blend * inv_freq
+    return torch.where(wavelength < fast, inv_freq, torch.where(wavelength > slow, inv_freq / s["factor"], blended))
 
 # %% ../nbs/03_embeddings.ipynb #f1937119
 def plot_rope(position: int = 10, # mark this position
@@ -190,6 +229,7 @@ class Positions(nn.Module):
                  n_heads: int | None = None, # relative: one bias per head
                  offset: int = 0, # learned: position p reads row p + offset (BART: 2)
                  rope_theta: float = 10000.0, # rope: base of the frequencies
+                 rope_scaling: dict | None = None, # rope: longer-context scaling, see `scale_frequencies`
                  rel_buckets: int = 32, rel_max_distance: int = 128, # relative: see `RelativePositionBias`
                  bidirectional: bool = True, # relative: keys after the query get their own buckets
                 ):
@@ -197,7 +237,7 @@ class Positions(nn.Module):
         if kind not in POSITIONS: raise ValueError(f"unknown position kind {kind!r}: expected one of {POSITIONS}")
         self.kind, self.d_model, self.offset = kind, d_model, offset
         self.table = LearnedPositions(max_seq_len + offset, d_model) if kind == "learned" else None
-        self.rope = RotaryEmbedding(head_dim, rope_theta) if kind == "rope" else None
+        self.rope = RotaryEmbedding(head_dim, rope_theta, rope_scaling) if kind == "rope" else None
         self.rel = None
         if kind == "relative": self.rel = RelativePositionBias(n_heads, rel_buckets, rel_max_distance, bidirectional)
 

@@ -12,6 +12,7 @@ from torch import nn
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from .blocks import TransformerConfig
+from .embeddings import check_rope_scaling
 from .decoder import Decoder
 from .encoder import Encoder
 from .seq2seq import Seq2Seq
@@ -66,16 +67,14 @@ def _gpt2_config(cfg: dict) -> TransformerConfig:
         attn_scale=None if cfg.get("scale_attn_weights", True) else 1.0)
 
 # %% ../nbs/09_pretrained.ipynb #37c43d64
-def _rope_theta(cfg: dict) -> float:
-    "rope_theta from a transformers 5 `rope_parameters` dict or an older `rope_theta` / `rope_scaling` pair."
-    params = cfg.get("rope_parameters") or {}
-    scaling = cfg.get("rope_scaling") or {}
-    for field, d in (("rope_parameters", params), ("rope_scaling", scaling)):
-        kind = d.get("rope_type", d.get("type", "default"))
-        if kind != "default":
-            raise UnsupportedConfigError(f"llama config field {field} has rope_type={kind!r}; llmbook implements only "
-                                         f"'default' rotary positions (no {kind} scaling)")
-    return float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+def _rope_settings(cfg: dict) -> tuple[float, dict | None]:
+    "(rope_theta, rope_scaling) from a transformers 5 `rope_parameters` dict or an older `rope_theta` / `rope_scaling` pair."
+    params = dict(cfg.get("rope_parameters") or {})
+    theta = float(params.pop("rope_theta", cfg.get("rope_theta", 10000.0)))
+    scaling = params if params.get("rope_type", "default") != "default" else dict(cfg.get("rope_scaling") or {})
+    if "type" in scaling: scaling["rope_type"] = scaling.pop("type")  # the older spelling
+    try: return theta, check_rope_scaling(scaling or None)
+    except ValueError as e: raise UnsupportedConfigError(f"llama config: {e}") from None
 
 def _llama_config(cfg: dict) -> TransformerConfig:
     handled = {"vocab_size", "max_position_embeddings", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -88,6 +87,7 @@ def _llama_config(cfg: dict) -> TransformerConfig:
     if attn_bias != mlp_bias:
         raise UnsupportedConfigError(f"llama config has attention_bias={attn_bias} but mlp_bias={mlp_bias}; "
                                      f"llmbook uses one `bias` setting for both")
+    theta, scaling = _rope_settings(cfg)
     d, H = cfg["hidden_size"], cfg["num_attention_heads"]
     head_dim = cfg.get("head_dim") or d // H
     return TransformerConfig(
@@ -95,7 +95,7 @@ def _llama_config(cfg: dict) -> TransformerConfig:
         n_layers=cfg["num_hidden_layers"], n_heads=H, n_kv_heads=cfg.get("num_key_value_heads") or H,
         head_dim=None if head_dim * H == d else head_dim, d_ff=cfg["intermediate_size"], norm="rmsnorm",
         norm_bias=False, norm_eps=cfg.get("rms_norm_eps", 1e-6), mlp_act="silu", gated_mlp=True, bias=attn_bias,
-        position="rope", rope_theta=_rope_theta(cfg), tie_embeddings=cfg.get("tie_word_embeddings", False))
+        position="rope", rope_theta=theta, rope_scaling=scaling, tie_embeddings=cfg.get("tie_word_embeddings", False))
 
 # %% ../nbs/09_pretrained.ipynb #09b424f2
 def _t(w): return w.t().contiguous()
@@ -287,6 +287,46 @@ HF_MODEL_TYPES = {  # model_type: (config reader, weight map, prefix of the back
 }
 # buffers some checkpoints carry that are not weights (GPT-2's causal-mask buffers, Llama's rope frequencies, BERT's ids)
 _NOT_WEIGHTS = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq", "embeddings.position_ids", "embeddings.token_type_ids")
+
+# %% ../nbs/09_pretrained.ipynb #5b5c9970
+_MIXTRAL_HANDLED = {"vocab_size", "max_position_embeddings", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                    "num_key_value_heads", "head_dim", "intermediate_size", "hidden_act", "rms_norm_eps",
+                    "tie_word_embeddings", "rope_parameters", "rope_theta", "rope_scaling", "sliding_window",
+                    "num_local_experts", "num_experts_per_tok", "output_router_logits", "router_aux_loss_coef",
+                    "router_jitter_noise"}
+_MOE_ONLY = ("sliding_window", "num_local_experts", "num_experts_per_tok", "output_router_logits",
+             "router_aux_loss_coef", "router_jitter_noise")  # the fields a Llama config does not have
+
+def _mixtral_config(cfg: dict) -> TransformerConfig:
+    _check_fields(cfg, _MIXTRAL_HANDLED, "mixtral")
+    _require(cfg, "router_jitter_noise", lambda v: not v, "mixtral")
+    try: base = _llama_config({k: v for k, v in cfg.items() if k not in _MOE_ONLY})
+    except UnsupportedConfigError as e: raise UnsupportedConfigError(str(e).replace("llama config", "mixtral config")) from None
+    n, window = base.n_layers, cfg.get("sliding_window")
+    return dataclasses.replace(base, mlp_types=["experts"] * n, n_experts=cfg.get("num_local_experts", 8),
+                               n_experts_per_token=cfg.get("num_experts_per_tok", 2), d_expert_ff=base.d_ff,
+                               norm_topk_prob=True, layer_types=["sliding_attention"] * n if window else None,
+                               sliding_window=window or None)
+
+def _expert(e: int, half: int | None = None):
+    "Expert e's matrix from a tensor stacked over experts; `half` 0 or 1 takes the gates or the ups of `gate_up_proj`."
+    def f(w): return (w[e] if half is None else w[e].chunk(2, dim=0)[half]).contiguous()
+    return f
+
+def _mixtral_map(config: TransformerConfig) -> dict:
+    m = {k: v for k, v in _llama_map(config).items() if ".mlp." not in k}  # embeddings, attention, norms
+    for i in range(config.n_layers):
+        b, files, fused = f"blocks.{i}.mlp.", f"layers.{i}.block_sparse_moe.", f"layers.{i}.mlp."
+        m[f"{files}gate.weight"] = m[f"{fused}gate.weight"] = (f"{b}router.weight", None)
+        for e in range(config.n_experts):
+            for theirs, ours in (("w1", "gate"), ("w3", "up"), ("w2", "down")):
+                m[f"{files}experts.{e}.{theirs}.weight"] = (f"{b}experts.{e}.{ours}.weight", None)
+        m[f"{fused}experts.gate_up_proj"] = [(f"{b}experts.{e}.{ours}.weight", _expert(e, half))
+                                             for e in range(config.n_experts) for half, ours in enumerate(("gate", "up"))]
+        m[f"{fused}experts.down_proj"] = [(f"{b}experts.{e}.down.weight", _expert(e)) for e in range(config.n_experts)]
+    return m
+
+HF_MODEL_TYPES["mixtral"] = (_mixtral_config, _mixtral_map, "model.", lambda c, cfg, arch: Decoder(c))
 
 # %% ../nbs/09_pretrained.ipynb #ae1aa92f
 def convert_state_dict(state: dict, # their tensors
@@ -502,7 +542,7 @@ def _materialise(model: nn.Module) -> nn.Module:
     "Non-persistent buffers (rope frequencies) were created on meta: rebuild them on the CPU."
     for m in model.modules():
         if hasattr(m, "inv_freq") and m.inv_freq.is_meta:
-            m.inv_freq = 1.0 / m.theta ** (torch.arange(0, m.head_dim, 2, dtype=torch.float32) / m.head_dim)
+            m.inv_freq = m.frequencies()  # with the checkpoint's rope scaling, if any
     return model
 
 # %% ../nbs/09_pretrained.ipynb #efca159e
@@ -589,11 +629,22 @@ def _check_pair(folder: Path, meta: dict):
                          f"{weights_id} and {meta['save_id']}): a save was interrupted between the two files; "
                          f"save the model again")
 
+def _check_device(device):
+    "Refuse a device this machine does not have, before reading any file."
+    try: device = torch.device(device)
+    except (RuntimeError, TypeError) as e: raise ValueError(f"device={device!r} is not a device: {e}") from None
+    missing = {"cuda": not torch.cuda.is_available(), "mps": not torch.backends.mps.is_available()}.get(device.type, False)
+    if missing: raise ValueError(f"device={str(device)!r}, but this machine has no {device.type.upper()} device: load on 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device={str(device)!r}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+
 def load(folder: str | os.PathLike, # written by `save`
          device: str | torch.device = "cpu",
+         dtype: torch.dtype | None = None, # None: the dtype the weights were saved in (float32 if they mix several)
         ) -> nn.Module:
     "Load a model written by `save` (format version 1 or 2), in eval mode."
     folder = Path(folder)
+    _check_device(device)
     meta = _read_meta(folder)
     family = meta["family"]
     model = MODEL_CLASSES[family](TransformerConfig.from_dict(meta["config"]), **meta.get("head", {}))
@@ -603,7 +654,9 @@ def load(folder: str | os.PathLike, # written by `save`
     if meta["version"] == 1: state = {upgrade_names(family, k): v for k, v in state.items()}
     convert_state_dict(state, model, {k: (k, None) for k in state})  # same strict checks as for HF
     model.load_state_dict(state, strict=False)  # convert_state_dict above already checked every tensor
-    return model.to(device).eval()
+    saved = {v.dtype for v in state.values() if v.is_floating_point()}
+    if dtype is None: dtype = saved.pop() if len(saved) == 1 else torch.float32  # a bf16 checkpoint stays bf16
+    return model.to(device=device, dtype=dtype).eval()
 
 # %% ../nbs/09_pretrained.ipynb #f2dea632
 import unicodedata
@@ -949,7 +1002,7 @@ def _llama_config_out(c: TransformerConfig, model) -> dict:
             "num_attention_heads": c.n_heads, "num_key_value_heads": c.n_kv_heads, "head_dim": c.head_dim,
             "intermediate_size": c.d_ff, "hidden_act": c.mlp_act, "rms_norm_eps": c.norm_eps,
             "tie_word_embeddings": c.tie_embeddings, "attention_bias": c.bias, "mlp_bias": c.bias,
-            "rope_parameters": {"rope_type": "default", "rope_theta": c.rope_theta}}
+            "rope_parameters": {"rope_type": "default", **(c.rope_scaling or {}), "rope_theta": c.rope_theta}}
 
 # %% ../nbs/09_pretrained.ipynb #4c1dc74a
 _BERT_ARCHS = {"mlm": "BertForMaskedLM", None: "BertModel", "classify": "BertForSequenceClassification",

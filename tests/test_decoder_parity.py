@@ -144,7 +144,7 @@ def test_padded_vocab_and_math_backend(pair):
     torch.testing.assert_close(out[mask.bool()], ref[mask.bool()], atol=ATOL, rtol=0)
 
 @pytest.mark.parametrize("make,change,field", [
-    (llama, {"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}}, "rope_type='linear'"),
+    (llama, {"rope_parameters": {"rope_type": "yarn", "factor": 2.0, "rope_theta": 10000.0}}, "rope_type='yarn'"),  # linear and llama3: tests/test_rope_scaling.py
     (llama, {"rope_scaling": {"type": "dynamic", "factor": 2.0}}, "rope_type='dynamic'"),
     (llama, {"hidden_act": "gelu"}, "hidden_act='gelu'"),
     (llama, {"attention_bias": True, "mlp_bias": False}, "attention_bias=True but mlp_bias=False"),
