@@ -32,6 +32,13 @@ add_presets("decoder", {
                        d_ff=176, norm_eps=1e-6),
 })
 
+# %% ../nbs/06_decoder.ipynb #a593ec04
+add_presets("decoder", {
+    "mixtral-8x7b": dict(_LLAMA, vocab_size=32000, max_seq_len=32768, d_model=4096, n_layers=32, n_heads=32, n_kv_heads=8,
+                         d_ff=14336, norm_eps=1e-5, rope_theta=1e6, mlp_types=["experts"] * 32, n_experts=8,
+                         n_experts_per_token=2),
+})
+
 # %% ../nbs/06_decoder.ipynb #48696f55
 def init_weights(model: nn.Module, config: TransformerConfig):
     "GPT-2 style initialisation: normal(0, init_std), residual projections scaled by 1/sqrt(2 n_layers)."
