@@ -164,6 +164,8 @@ class Attention(nn.Module):
                  backend: str = "sdpa", # "sdpa" (fused) or "math" (written out)
                  scale: float | None = None, # score scale (None: 1/sqrt(head_dim); T5: 1.0)
                  head_dim: int | None = None, # width of one head (None: d_model // n_heads)
+                 out_bias: bool | None = None, # a bias on the output projection (None: as `bias`; Qwen2: q/k/v yes, output no)
+                 qk_norm_eps: float | None = None, # RMS-normalise each head's queries and keys with this eps (Qwen3, Gemma 3)
                 ):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
@@ -176,11 +178,14 @@ class Attention(nn.Module):
         self.q_proj = nn.Linear(d_model, n_heads * head_dim, bias=bias)
         self.k_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
         self.v_proj = nn.Linear(d_model, n_kv_heads * head_dim, bias=bias)
-        self.o_proj = nn.Linear(n_heads * head_dim, d_model, bias=bias)
+        self.o_proj = nn.Linear(n_heads * head_dim, d_model, bias=bias if out_bias is None else out_bias)
+        self.q_norm = self.k_norm = None
+        if qk_norm_eps is not None: self.q_norm, self.k_norm = nn.RMSNorm(head_dim, qk_norm_eps), nn.RMSNorm(head_dim, qk_norm_eps)
         self.capture, self.last_weights = False, None
 
-    def _heads(self, x, n): # (B, T, n*D) -> (B, n, T, D)
-        return x.view(*x.shape[:2], n, self.head_dim).transpose(1, 2)
+    def _heads(self, x, n, norm=None): # (B, T, n*D) -> (B, n, T, D), each head normalised by `norm` if given
+        x = x.view(*x.shape[:2], n, self.head_dim)
+        return (x if norm is None else norm(x)).transpose(1, 2)
 
 # %% ../nbs/04_attention.ipynb #21265c9d
 @patch
@@ -190,14 +195,14 @@ def qkv(self: Attention, x: torch.Tensor, # (B, T, d_model)
         context: torch.Tensor | None = None, # (B, S, d_model) encoder output: cross-attention
        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "Queries `(B, H, T, D)` and all keys and values so far `(B, Hkv, S, D)`."
-    q = self._heads(self.q_proj(x), self.n_heads)  # (B, H, T, D)
+    q = self._heads(self.q_proj(x), self.n_heads, self.q_norm)  # (B, H, T, D)
     if context is not None:  # cross-attention: keys and values from the encoder, once per cache
         if cache is not None and cache.cross[layer] is not None: return (q, *cache.cross[layer])
-        k = self._heads(self.k_proj(context), self.n_kv_heads)
+        k = self._heads(self.k_proj(context), self.n_kv_heads, self.k_norm)
         v = self._heads(self.v_proj(context), self.n_kv_heads)
         if cache is not None: cache.cross[layer] = (k, v)
         return q, k, v
-    k, v = self._heads(self.k_proj(x), self.n_kv_heads), self._heads(self.v_proj(x), self.n_kv_heads)
+    k, v = self._heads(self.k_proj(x), self.n_kv_heads, self.k_norm), self._heads(self.v_proj(x), self.n_kv_heads)
     if rope is not None: q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
     if cache is not None: k, v = cache.update(layer, k, v)  # (B, Hkv, S, D): all keys so far
     return q, k, v

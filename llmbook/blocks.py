@@ -40,6 +40,9 @@ class TransformerConfig:
     mlp_act: str = "gelu_tanh" # "gelu", "gelu_tanh" (GPT-2's gelu_new), "silu", "relu"
     gated_mlp: bool = False # gated MLP: SwiGLU with silu (Llama), GEGLU with gelu (T5 v1.1)
     bias: bool = True # biases in the attention and MLP linear layers
+    qkv_bias: bool | None = None # biases on the query/key/value projections (None: `bias`; Qwen2: True with bias=False)
+    out_bias: bool | None = None # a bias on the attention's output projection (None: `qkv_bias`)
+    qk_norm: bool = False # RMS-normalise each head's queries and keys (Qwen3, Gemma 3), with `norm_eps`
     position: str = "learned" # "learned", "sinusoidal", "rope", "relative" (T5) or "none"
     rope_theta: float = 10000.0
     rope_scaling: dict | None = None # rotary frequencies scaled for a longer context (Llama 3.1): see `scale_frequencies`
@@ -123,7 +126,7 @@ _OPTIONAL_INTS = ("n_kv_heads", "head_dim", "d_ff", "n_decoder_layers", "n_decod
                   "pad_vocab_multiple", "sliding_window", "n_experts", "n_experts_per_token",
                   "d_expert_ff")  # None (the default) or >= 1
 _BOOLS = ("norm_bias", "gated_mlp", "bias", "embed_norm", "embed_scale", "head_bias", "pre_norm", "tie_embeddings",
-          "norm_topk_prob")
+          "norm_topk_prob", "qk_norm")
 _TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 
 def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
@@ -138,6 +141,8 @@ def _check_values(self: TransformerConfig):
         v = getattr(self, name)
         if v is not None and (not _is_int(v) or v < 1):
             raise ValueError(f"{name} must be an int >= 1 or None (the default), got {v!r}")
+    for name in ("qkv_bias", "out_bias"):
+        if not (getattr(self, name) is None or isinstance(getattr(self, name), bool)): raise ValueError(f"{name} must be True, False or None, got {getattr(self, name)!r}")
     for name in _BOOLS:
         if not isinstance(getattr(self, name), bool): raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
     finite = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -389,7 +394,9 @@ class Block(nn.Module):
 
     @staticmethod
     def _attention(c: TransformerConfig) -> Attention:
-        return Attention(c.d_model, c.n_heads, c.n_kv_heads, c.bias, c.backend, c.attn_scale, c.head_dim)
+        qkv_bias = c.bias if c.qkv_bias is None else c.qkv_bias
+        return Attention(c.d_model, c.n_heads, c.n_kv_heads, qkv_bias, c.backend, c.attn_scale, c.head_dim,
+                         out_bias=c.out_bias, qk_norm_eps=c.norm_eps if c.qk_norm else None)
 
     def _sublayer(self, x, norm, f):
         if self.pre_norm: return x + self.drop(f(norm(x)))

@@ -84,9 +84,6 @@ def _llama_config(cfg: dict) -> TransformerConfig:
     _require(cfg, "rope_interleaved", lambda v: not v, "llama")  # rotating (x0, x1) pairs, not halves: not implemented
     _require(cfg, "hidden_act", lambda v: v in ("silu", "swish"), "llama")
     attn_bias, mlp_bias = cfg.get("attention_bias", False), cfg.get("mlp_bias", False)
-    if attn_bias != mlp_bias:
-        raise UnsupportedConfigError(f"llama config has attention_bias={attn_bias} but mlp_bias={mlp_bias}; "
-                                     f"llmbook uses one `bias` setting for both")
     theta, scaling = _rope_settings(cfg)
     d, H = cfg["hidden_size"], cfg["num_attention_heads"]
     head_dim = cfg.get("head_dim") or d // H
@@ -94,7 +91,8 @@ def _llama_config(cfg: dict) -> TransformerConfig:
         vocab_size=cfg["vocab_size"], max_seq_len=cfg["max_position_embeddings"], d_model=d,
         n_layers=cfg["num_hidden_layers"], n_heads=H, n_kv_heads=cfg.get("num_key_value_heads") or H,
         head_dim=None if head_dim * H == d else head_dim, d_ff=cfg["intermediate_size"], norm="rmsnorm",
-        norm_bias=False, norm_eps=cfg.get("rms_norm_eps", 1e-6), mlp_act="silu", gated_mlp=True, bias=attn_bias,
+        norm_bias=False, norm_eps=cfg.get("rms_norm_eps", 1e-6), mlp_act="silu", gated_mlp=True, bias=mlp_bias,
+        qkv_bias=None if attn_bias == mlp_bias else attn_bias,
         position="rope", rope_theta=theta, rope_scaling=scaling, tie_embeddings=cfg.get("tie_word_embeddings", False))
 
 # %% ../nbs/09_pretrained.ipynb #09b424f2
@@ -511,7 +509,8 @@ def from_hf(source, # a `transformers` model object, or a folder written by `sav
     else:
         if not hasattr(source, "config") or not hasattr(source, "state_dict"):
             raise TypeError(f"from_hf expects a transformers model or a folder, got {type(source).__name__}")
-        cfg, state, arch = source.config.to_dict(), source.state_dict(), type(source).__name__
+        cfg, arch = source.config.to_dict(), type(source).__name__
+        state = {k: v.detach().clone() for k, v in source.state_dict().items()}  # never share storage with `source`
         gen = source.generation_config.to_dict() if getattr(source, "generation_config", None) is not None else None
     config = config_from_hf(cfg, gen if generation else {})  # {}: none carried, config.json's generation keys neither
     config = dataclasses.replace(config, **overrides)
@@ -544,6 +543,42 @@ def _materialise(model: nn.Module) -> nn.Module:
         if hasattr(m, "inv_freq") and m.inv_freq.is_meta:
             m.inv_freq = m.frequencies()  # with the checkpoint's rope scaling, if any
     return model
+
+# %% ../nbs/09_pretrained.ipynb #77b0baf8
+def _layer_kinds(cfg: dict, family: str) -> dict:
+    "layer_types and sliding_window from a Mistral/Qwen config (every layer slides in Mistral when a window is set)."
+    n, window = cfg["num_hidden_layers"], cfg.get("sliding_window")
+    if family == "mistral": kinds = ["sliding_attention"] * n if window else None
+    elif cfg.get("layer_types"): kinds = list(cfg["layer_types"])
+    elif cfg.get("use_sliding_window"): kinds = ["full_attention" if i < cfg.get("max_window_layers", n) else "sliding_attention" for i in range(n)]
+    else: kinds = None
+    if kinds is not None and "sliding_attention" not in kinds: kinds = None
+    return dict(layer_types=kinds, sliding_window=window if kinds else None)
+
+_NEWER = {"mistral": {"sliding_window"}, # model_type -> the fields it has beyond Llama's
+          "qwen2": {"sliding_window", "use_sliding_window", "max_window_layers", "layer_types"},
+          "qwen3": {"sliding_window", "use_sliding_window", "max_window_layers", "layer_types"}}
+
+def _newer_llama_config(family: str):
+    "The config reader of a Llama-shaped `family`: Llama's fields, then the family's own."
+    def read(cfg: dict) -> TransformerConfig:
+        base = {k: v for k, v in cfg.items() if k not in _NEWER[family]}
+        if family == "qwen2": base.update(attention_bias=True, mlp_bias=False)  # fixed by its architecture
+        try: config = _llama_config(base)
+        except UnsupportedConfigError as e: raise UnsupportedConfigError(str(e).replace("llama config", f"{family} config")) from None
+        extra = dict(out_bias=False) if family == "qwen2" else dict(qk_norm=True) if family == "qwen3" else {}
+        return dataclasses.replace(config, **extra, **_layer_kinds(cfg, family))
+    return read
+
+def _qk_norm_map(config: TransformerConfig) -> dict:
+    "Llama's names, plus Qwen3's per-head query and key norms."
+    m = _llama_map(config)
+    for i in range(config.n_layers):
+        for n in "qk": m[f"layers.{i}.self_attn.{n}_norm.weight"] = (f"blocks.{i}.attn.{n}_norm.weight", None)
+    return m
+
+for family, weights in (("mistral", _llama_map), ("qwen2", _llama_map), ("qwen3", _qk_norm_map)):
+    HF_MODEL_TYPES[family] = (_newer_llama_config(family), weights, "model.", lambda c, cfg, arch: Decoder(c))
 
 # %% ../nbs/09_pretrained.ipynb #efca159e
 FORMAT_VERSION = 2 # 2: the families share `Stack` (weight names changed; version 1 is upgraded on load)

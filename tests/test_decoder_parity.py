@@ -147,7 +147,7 @@ def test_padded_vocab_and_math_backend(pair):
     (llama, {"rope_parameters": {"rope_type": "yarn", "factor": 2.0, "rope_theta": 10000.0}}, "rope_type='yarn'"),  # linear and llama3: tests/test_rope_scaling.py
     (llama, {"rope_scaling": {"type": "dynamic", "factor": 2.0}}, "rope_type='dynamic'"),
     (llama, {"hidden_act": "gelu"}, "hidden_act='gelu'"),
-    (llama, {"attention_bias": True, "mlp_bias": False}, "attention_bias=True but mlp_bias=False"),
+    (llama, {"rope_interleaved": True}, "rope_interleaved=True"),  # attention_bias without mlp_bias: tests/test_newer_decoders.py
     (llama, {"sliding_window": 128}, "sliding_window"),
     (gpt2, {"scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx=True"),
     (gpt2, {"add_cross_attention": True}, "add_cross_attention=True"),

@@ -1,0 +1,88 @@
+"""Mistral, Qwen2 and Qwen3 (and Llama with attention biases but no MLP biases) through `from_hf`, against
+transformers: logits of a left-padded batch, the cached forward step by step (dynamic and static cache), and greedy
+`generate` ids, with prompts longer than the sliding window; every parameter random."""
+import pytest, torch
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from llmbook.attention import KVCache
+from llmbook.generation import generate
+from llmbook.hub import from_hf, UnsupportedConfigError
+from parity import randomize, trivial_parameters
+
+V, ATOL = 200, 1e-5
+SMALL = dict(vocab_size=V, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+             max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+MODELS = {
+    "mistral-window": lambda: MistralForCausalLM(MistralConfig(**SMALL, sliding_window=6)),
+    "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**SMALL)),
+    "qwen2-window-layers": lambda: Qwen2ForCausalLM(Qwen2Config(**SMALL, use_sliding_window=True, sliding_window=5, max_window_layers=1)),
+    "qwen3": lambda: Qwen3ForCausalLM(Qwen3Config(**SMALL, head_dim=32)),
+    "llama-attention-bias": lambda: LlamaForCausalLM(LlamaConfig(**SMALL, attention_bias=True, mlp_bias=False)),
+}
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def pair(request):
+    torch.manual_seed(0)
+    hf = MODELS[request.param]().eval()
+    randomize(hf)
+    assert not trivial_parameters(hf)
+    return request.param, hf, from_hf(hf)
+
+def batch():
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, V, (3, 14), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, :4], mask[2, :9] = 0, 0  # left padding; row 0 is longer than every window
+    return ids.masked_fill(mask == 0, 0), mask
+
+def test_config_as_read(pair):
+    name, hf, ours = pair
+    c = ours.config
+    expected = {"mistral-window": (["sliding_attention"] * 3, 6), "qwen2-window-layers": (["full_attention", "sliding_attention", "sliding_attention"], 5)}
+    assert (c.layer_types, c.sliding_window) == expected.get(name, (None, None))
+    assert c.qk_norm == (name == "qwen3")
+    if name == "qwen2": assert (c.bias, c.qkv_bias, c.out_bias) == (False, True, False)
+
+def test_logits_padded(pair):
+    _, hf, ours = pair
+    ids, mask = batch()
+    with torch.no_grad():
+        out, ref = ours(ids, attention_mask=mask), hf(ids, attention_mask=mask).logits
+    torch.testing.assert_close(out[mask.bool()], ref[mask.bool()], atol=ATOL, rtol=0)
+
+@pytest.mark.parametrize("static", [False, True])
+def test_cached_steps(pair, static):
+    _, hf, ours = pair
+    ids = batch()[0][:1]
+    cache = KVCache(ours.config.n_layers, max_len=ids.shape[1] if static else None)
+    with torch.no_grad():
+        steps = [ours(ids[:, :4], cache=cache)] + [ours(ids[:, t:t + 1], cache=cache) for t in range(4, ids.shape[1])]
+        torch.testing.assert_close(torch.cat(steps, 1), hf(ids).logits, atol=ATOL, rtol=0)
+
+def test_generate_same_ids(pair):
+    _, hf, ours = pair
+    ids, mask = batch()
+    ref = hf.generate(ids, attention_mask=mask, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    assert torch.equal(generate(ours, ids, attention_mask=mask, max_new_tokens=12), ref)
+
+def test_changed_weights_are_noticed(pair):
+    "The checks above can fail: a q_norm or q/k/v bias left at its initial value changes the logits."
+    name, hf, ours = pair
+    if name not in ("qwen2", "qwen3"): return
+    ids, mask = batch()
+    with torch.no_grad():
+        assert all(a.data_ptr() != b.data_ptr() for a in ours.parameters() for b in hf.parameters())  # not shared
+        p = ours.blocks[1].attn.q_norm.weight if name == "qwen3" else ours.blocks[1].attn.q_proj.bias
+        p.fill_(1.0 if name == "qwen3" else 0.0)
+        assert (ours(ids, attention_mask=mask) - hf(ids, attention_mask=mask).logits)[mask.bool()].abs().max() > 1e-3
+
+@pytest.mark.parametrize("make,change,message", [
+    (lambda: Qwen3ForCausalLM(Qwen3Config(**SMALL)), {"hidden_act": "gelu"}, "qwen3 config field hidden_act='gelu'"),
+    (lambda: MistralForCausalLM(MistralConfig(**SMALL)), {"rope_parameters": {"rope_type": "yarn", "factor": 2.0, "rope_theta": 1e4}}, "rope_type='yarn'"),
+    (lambda: Qwen2ForCausalLM(Qwen2Config(**SMALL)), {"use_mrope": True}, "use_mrope"),
+])
+def test_refused(tmp_path, make, change, message):
+    import json
+    make().save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, **change}))
+    with pytest.raises(UnsupportedConfigError, match=message): from_hf(tmp_path)
