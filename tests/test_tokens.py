@@ -52,11 +52,13 @@ def test_fast_equals_naive_adversarial():
             assert list(train_bpe_fast(text, n, pattern).items()) == list(train_bpe_naive(text, n, pattern).items()), (text, pattern, n)
 
 def test_special_tokens_are_cut_out_of_training(pydocs):
-    text = "<|endoftext|>".join([pydocs[:3000]] * 3)
+    "The special token is frequent enough that, trained as text, its pieces merge; cut out, they never do."
+    text = "<|endoftext|>".join(pydocs[i:i + 100] for i in range(0, 30_000, 100))  # 299 separators
     merges = train_bpe_fast(text, 200, "gpt4", ["<|endoftext|>"])
     assert merges == train_bpe_naive(text, 200, "gpt4", ["<|endoftext|>"])
-    tok = BPETokenizer(merges, "gpt4")
-    assert not any(b"<|" in v for v in tok.vocab.values())
+    assert not any(b"<|" in v or b"|>" in v for v in BPETokenizer(merges, "gpt4").vocab.values())
+    uncut = BPETokenizer(train_bpe_fast(text, 200, "gpt4", []), "gpt4")  # the bug this test is named for
+    assert any(b"<|" in v for v in uncut.vocab.values()) and any(b"|>" in v for v in uncut.vocab.values())
 
 def test_truncated_is_training_with_a_smaller_vocab(pydocs):
     big = BPETokenizer.train(pydocs, 2048)
