@@ -580,6 +580,39 @@ def _qk_norm_map(config: TransformerConfig) -> dict:
 for family, weights in (("mistral", _llama_map), ("qwen2", _llama_map), ("qwen3", _qk_norm_map)):
     HF_MODEL_TYPES[family] = (_newer_llama_config(family), weights, "model.", lambda c, cfg, arch: Decoder(c))
 
+# %% ../nbs/09_pretrained.ipynb #10e2b6cd
+def _rows(start: int, stop: int):
+    "Rows start:stop of a fused matrix (or vector)."
+    def f(w): return w[start:stop].contiguous()
+    return f
+
+_PHI3_ONLY = {"resid_pdrop", "embd_pdrop", "original_max_position_embeddings", "sliding_window"}  # dropout; longrope's base; window
+
+def _phi3_config(cfg: dict) -> TransformerConfig:
+    params = dict(cfg.get("rope_parameters") or {})
+    partial = params.pop("partial_rotary_factor", cfg.get("partial_rotary_factor", 1.0))
+    if partial != 1.0:
+        raise UnsupportedConfigError(f"phi3 config field partial_rotary_factor={partial!r} is not supported by llmbook "
+                                     f"(it rotates every dimension of a head)")
+    base = {k: v for k, v in cfg.items() if k not in _PHI3_ONLY and k != "partial_rotary_factor"} | {"rope_parameters": params}
+    try: config = _llama_config(base)
+    except UnsupportedConfigError as e: raise UnsupportedConfigError(str(e).replace("llama config", "phi3 config")) from None
+    window, n = cfg.get("sliding_window"), config.n_layers
+    return dataclasses.replace(config, layer_types=["sliding_attention"] * n if window else None, sliding_window=window or None)
+
+def _phi3_map(config: TransformerConfig) -> dict:
+    fused = (".q_proj.", ".k_proj.", ".v_proj.", ".gate_proj.", ".up_proj.")
+    m = {k: v for k, v in _llama_map(config).items() if not any(f in k for f in fused)}
+    q, kv, ff = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim, config.d_ff
+    for i in range(config.n_layers):
+        h, b = f"layers.{i}.", f"blocks.{i}."
+        m[f"{h}self_attn.qkv_proj.weight"] = [(f"{b}attn.q_proj.weight", _rows(0, q)), (f"{b}attn.k_proj.weight", _rows(q, q + kv)),
+                                              (f"{b}attn.v_proj.weight", _rows(q + kv, q + 2 * kv))]
+        m[f"{h}mlp.gate_up_proj.weight"] = [(f"{b}mlp.gate.weight", _rows(0, ff)), (f"{b}mlp.up.weight", _rows(ff, 2 * ff))]
+    return m
+
+HF_MODEL_TYPES["phi3"] = (_phi3_config, _phi3_map, "model.", lambda c, cfg, arch: Decoder(c))
+
 # %% ../nbs/09_pretrained.ipynb #efca159e
 FORMAT_VERSION = 2 # 2: the families share `Stack` (weight names changed; version 1 is upgraded on load)
 MODEL_CLASSES = {"decoder": Decoder, "encoder": Encoder, "seq2seq": Seq2Seq} # family -> class

@@ -86,3 +86,28 @@ def test_refused(tmp_path, make, change, message):
     cfg = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**cfg, **change}))
     with pytest.raises(UnsupportedConfigError, match=message): from_hf(tmp_path)
+
+def test_phi3_fused_weights(tmp_path):
+    "Phi-3's fused qkv_proj and gate_up_proj, cut by rows; sliding window on every layer; generate equal."
+    from transformers import Phi3Config, Phi3ForCausalLM
+    torch.manual_seed(0)
+    cfg = {**SMALL, "num_attention_heads": 4, "num_key_value_heads": 1}
+    hf = Phi3ForCausalLM(Phi3Config(**cfg, sliding_window=5)).eval()
+    randomize(hf)
+    hf.save_pretrained(tmp_path)
+    ours = from_hf(tmp_path)
+    assert (ours.config.layer_types, ours.config.sliding_window) == (["sliding_attention"] * 3, 5)
+    ids, mask = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids, attention_mask=mask)[mask.bool()], hf(ids, attention_mask=mask).logits[mask.bool()], atol=ATOL, rtol=0)
+    ref = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False, pad_token_id=0)
+    assert torch.equal(generate(ours, ids, attention_mask=mask, max_new_tokens=10), ref)
+
+def test_phi3_partial_rotary_refused(tmp_path):
+    import json
+    from transformers import Phi3Config, Phi3ForCausalLM
+    Phi3ForCausalLM(Phi3Config(**SMALL)).save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["rope_parameters"]["partial_rotary_factor"] = 0.75
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UnsupportedConfigError, match="partial_rotary_factor=0.75"): from_hf(tmp_path)
