@@ -81,7 +81,9 @@ def test_calculator_agrees_with_python():
 @pytest.mark.parametrize("bad", ["__import__('os')", "open('f')", "[1, 2]", "1 if 2 else 3", "a.b", "x", "1; 2", "lambda: 1",
                                  "(1).__class__", "'a' * 3", "1 < 2", "~1", "2 ** 1000", "1 +", "", "f'{1}'", "True + 1"])
 def test_calculator_refuses(bad):
-    with pytest.raises(ValueError): calculate(bad)
+    "Each is refused for what it is (not, say, by a crash of the evaluator): the message names the reason."
+    with pytest.raises(ValueError, match=r"is not allowed in a calculation|is not an arithmetic expression|is too large"):
+        calculate(bad)
 
 def test_tool_errors_are_results_not_crashes(chat_tok):
     for call in ["<calc></calc>", "<calc>1 +</calc>", "<calc>os.system('ls')</calc>", "</calc>", "<calc>" + "9" * 300 + "</calc>"]:
