@@ -351,7 +351,8 @@ def forward(self: MoE, x: torch.Tensor, # (B, T, d_model)
     weights, chosen = route(self.router(x), self.k, self.renormalise)  # (N, k) each
     order = chosen.flatten().argsort(stable=True)  # (N k,) the (token, expert) pairs, sorted by expert
     token = order // self.k  # (N k,) the token of each sorted pair
-    counts = torch.bincount(chosen.flatten(), minlength=len(self.experts)).tolist()  # pairs per expert
+    experts = torch.arange(len(self.experts), device=x.device)
+    counts = (chosen.flatten()[:, None] == experts).sum(0).tolist()  # pairs per expert (a read from the device)
     slices = x[token].split(counts)  # one (count, d_model) slice per expert
     out = torch.cat([expert(part) for expert, part in zip(self.experts, slices)])  # (N k, d_model)
     out = out * weights.flatten()[order, None]  # scaled by each pair's weight (in float32)
