@@ -46,6 +46,7 @@ class TransformerConfig:
     position: str = "learned" # "learned", "sinusoidal", "rope", "relative" (T5) or "none"
     rope_theta: float = 10000.0
     rope_scaling: dict | None = None # rotary frequencies scaled for a longer context (Llama 3.1): see `scale_frequencies`
+    rope_local_theta: float | None = None # "sliding_attention" layers rotate with this base instead (Gemma 3: 10,000)
     rel_buckets: int = 32 # relative positions (T5): number of distance buckets
     rel_max_distance: int = 128 # relative positions: distances beyond this share the last bucket
     pos_offset: int = 0 # learned positions start at this row of the table (BART: 2)
@@ -58,6 +59,7 @@ class TransformerConfig:
     output_scale: float = 1.0 # multiply the last hidden states before the head (T5 v1.0: d_model**-0.5)
     head_bias: bool = False # a bias on the output layer (BART's final_logits_bias)
     pre_norm: bool = True # norm before each sub-layer (GPT-2, Llama) or after (BERT, BART)
+    sandwich_norm: bool = False # pre-norm sub-layers whose output is normalised too, before the residual (Gemma 2/3)
     tie_embeddings: bool = True # output layer shares the token embedding matrix
     pad_vocab_multiple: int | None = None # allocate the embedding rounded up to this multiple (e.g. 64)
     dropout: float = 0.0 # on embeddings and sub-layer outputs, while training
@@ -98,6 +100,11 @@ def _check_and_fill(self: TransformerConfig):
     if self.position == "rope" and self.head_dim % 2:
         raise ValueError(f"rotary positions need an even head_dim, got {self.head_dim}")
     self.rope_scaling = check_rope_scaling(self.rope_scaling)
+    if self.rope_local_theta is not None and not (self.position == "rope" and "sliding_attention" in (self.layer_types or ())):
+        raise ValueError(f"rope_local_theta={self.rope_local_theta} is set but no layer is a rotary 'sliding_attention' layer")
+    if self.rope_local_theta is not None and not self.rope_local_theta > 0:
+        raise ValueError(f"rope_local_theta must be > 0, got {self.rope_local_theta}")
+    if self.sandwich_norm and not self.pre_norm: raise ValueError("sandwich_norm needs pre_norm=True (it adds norms after pre-norm sub-layers)")
     if self.rope_scaling is not None and self.position != "rope":
         raise ValueError(f"rope_scaling is set but position={self.position!r}: it scales rotary positions only")
     if self.n_decoder_heads is not None and self.d_model % self.n_decoder_heads:
@@ -126,7 +133,7 @@ _OPTIONAL_INTS = ("n_kv_heads", "head_dim", "d_ff", "n_decoder_layers", "n_decod
                   "pad_vocab_multiple", "sliding_window", "n_experts", "n_experts_per_token",
                   "d_expert_ff")  # None (the default) or >= 1
 _BOOLS = ("norm_bias", "gated_mlp", "bias", "embed_norm", "embed_scale", "head_bias", "pre_norm", "tie_embeddings",
-          "norm_topk_prob", "qk_norm")
+          "norm_topk_prob", "qk_norm", "sandwich_norm")
 _TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 
 def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
@@ -391,6 +398,7 @@ class Block(nn.Module):
         self.norm1, self.attn = make_norm(c), self._attention(c)
         self.norm_cross, self.cross_attn = (make_norm(c), self._attention(c)) if cross else (None, None)
         self.norm2, self.mlp = make_norm(c), MLP_KINDS[mlp_type](c)
+        self.post_norm1, self.post_norm2 = (make_norm(c), make_norm(c)) if c.sandwich_norm else (None, None)
         self.drop = nn.Dropout(c.dropout)
 
     @staticmethod
@@ -399,7 +407,8 @@ class Block(nn.Module):
         return Attention(c.d_model, c.n_heads, c.n_kv_heads, qkv_bias, c.backend, c.attn_scale, c.head_dim,
                          out_bias=c.out_bias, qk_norm_eps=c.norm_eps if c.qk_norm else None)
 
-    def _sublayer(self, x, norm, f):
+    def _sublayer(self, x, norm, f, post=None):
+        if post is not None: return x + self.drop(post(f(norm(x))))  # sandwich: normalised on the way out too
         if self.pre_norm: return x + self.drop(f(norm(x)))
         return norm(x + self.drop(f(x)))
 
@@ -411,12 +420,12 @@ class Block(nn.Module):
                 context_mask: torch.Tensor | None = None, # bool (B, 1, 1, S_enc) over the encoder output
                 bias: torch.Tensor | None = None, # added to the self-attention scores (T5's relative positions)
                ) -> torch.Tensor:
-        x = self._sublayer(x, self.norm1, lambda h: self.attn(h, mask, is_causal, rope, cache, layer, bias=bias))
+        x = self._sublayer(x, self.norm1, lambda h: self.attn(h, mask, is_causal, rope, cache, layer, bias=bias), self.post_norm1)
         if self.cross_attn is not None:
             if context is None: raise ValueError("this block has cross-attention: pass the encoder output as `context`")
             cross = lambda h: self.cross_attn(h, context_mask, cache=cache, layer=layer, context=context)
             x = self._sublayer(x, self.norm_cross, cross)
-        return self._sublayer(x, self.norm2, self.mlp)
+        return self._sublayer(x, self.norm2, self.mlp, self.post_norm2)
 
 # %% ../nbs/05_blocks.ipynb #965a6df7
 class Stack(nn.Module):
@@ -434,7 +443,7 @@ class Stack(nn.Module):
         self.causal, self.positions_from_mask = causal, positions_from_mask
         self.context_limit = context_limit or c.position == "learned"  # a learned table has max_seq_len rows
         self.pos = Positions(c.position, c.d_model, c.max_seq_len, c.head_dim, c.n_heads, c.pos_offset, c.rope_theta,
-                             c.rope_scaling, c.rel_buckets, c.rel_max_distance, bidirectional=not causal)
+                             c.rope_scaling, c.rope_local_theta, c.rel_buckets, c.rel_max_distance, bidirectional=not causal)
         self.types = nn.Embedding(c.type_vocab_size, c.d_model) if c.type_vocab_size else None
         self.embed_norm = make_norm(c) if c.embed_norm else nn.Identity()
         self.drop = nn.Dropout(c.dropout)
@@ -566,8 +575,8 @@ def run(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
     if eager and context_mask is not None and bool(context_mask.all()): context_mask = None
     masks = {t: self.self_attention_mask(t, attention_mask, T, S, x.device) for t in self.attn_types}
     cross_mask = None if context_mask is None else padding_mask(context_mask.to(x.device))
-    rope, bias = self.pos.rotary(position_ids), self.pos.bias(T, S)
+    ropes, bias = {t: self.pos.rotary(position_ids, t) for t in self.attn_types}, self.pos.bias(T, S)
     for i, block in enumerate(self.blocks):
         mask, is_causal = masks[block.attn_type]
-        x = block(x, mask, is_causal, rope, cache, i, context=context, context_mask=cross_mask, bias=bias)
+        x = block(x, mask, is_causal, ropes[block.attn_type], cache, i, context=context, context_mask=cross_mask, bias=bias)
     return self.norm(x)

@@ -230,6 +230,7 @@ class Positions(nn.Module):
                  offset: int = 0, # learned: position p reads row p + offset (BART: 2)
                  rope_theta: float = 10000.0, # rope: base of the frequencies
                  rope_scaling: dict | None = None, # rope: longer-context scaling, see `scale_frequencies`
+                 rope_local_theta: float | None = None, # rope: the base of "sliding_attention" layers (Gemma 3), unscaled
                  rel_buckets: int = 32, rel_max_distance: int = 128, # relative: see `RelativePositionBias`
                  bidirectional: bool = True, # relative: keys after the query get their own buckets
                 ):
@@ -238,6 +239,7 @@ class Positions(nn.Module):
         self.kind, self.d_model, self.offset = kind, d_model, offset
         self.table = LearnedPositions(max_seq_len + offset, d_model) if kind == "learned" else None
         self.rope = RotaryEmbedding(head_dim, rope_theta, rope_scaling) if kind == "rope" else None
+        self.rope_local = RotaryEmbedding(head_dim, rope_local_theta) if kind == "rope" and rope_local_theta else None
         self.rel = None
         if kind == "relative": self.rel = RelativePositionBias(n_heads, rel_buckets, rel_max_distance, bidirectional)
 
@@ -249,10 +251,13 @@ class Positions(nn.Module):
         if self.kind == "sinusoidal": return x + sinusoidal_positions(position_ids, self.d_model).to(x.dtype)
         return x
 
-    def rotary(self, position_ids: torch.Tensor # (B, T)
+    def rotary(self, position_ids: torch.Tensor, # (B, T)
+               attn_type: str = "full_attention", # "sliding_attention" layers may rotate with their own base
               ) -> tuple[torch.Tensor, torch.Tensor] | None:
         "`(cos, sin)` for `apply_rotary` (rope), or None."
-        return None if self.rope is None else self.rope.cos_sin(position_ids)
+        if self.rope is None: return None
+        local = attn_type == "sliding_attention" and self.rope_local is not None
+        return (self.rope_local if local else self.rope).cos_sin(position_ids)
 
     def bias(self, T: int, S: int # the last T of S positions are the queries
             ) -> torch.Tensor | None:

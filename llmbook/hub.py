@@ -613,6 +613,60 @@ def _phi3_map(config: TransformerConfig) -> dict:
 
 HF_MODEL_TYPES["phi3"] = (_phi3_config, _phi3_map, "model.", lambda c, cfg, arch: Decoder(c))
 
+# %% ../nbs/09_pretrained.ipynb #497fbc86
+_GEMMA3_HANDLED = {"vocab_size", "max_position_embeddings", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                   "num_key_value_heads", "head_dim", "intermediate_size", "hidden_activation", "rms_norm_eps",
+                   "tie_word_embeddings", "rope_parameters", "attention_bias", "query_pre_attn_scalar", "sliding_window",
+                   "layer_types", "final_logit_softcapping", "attn_logit_softcapping", "use_bidirectional_attention",
+                   "_sliding_window_pattern", "sliding_window_pattern", "rope_theta", "rope_local_base_freq", "rope_scaling"}
+
+def _gemma3_rope(cfg: dict) -> tuple[float, dict | None, float]:
+    "(global theta, global scaling, local theta) from per-layer-type `rope_parameters` or the older flat fields."
+    p = cfg.get("rope_parameters") or {}
+    full = dict(p.get("full_attention") or {"rope_theta": cfg.get("rope_theta", 1e6), **(cfg.get("rope_scaling") or {})})
+    local = dict(p.get("sliding_attention") or {"rope_theta": cfg.get("rope_local_base_freq", 1e4)})
+    if local.get("rope_type", "default") != "default":
+        raise UnsupportedConfigError(f"gemma3_text config: sliding layers' rope_type={local['rope_type']!r} is not supported")
+    theta = float(full.pop("rope_theta", 1e6))
+    try: return theta, check_rope_scaling(full or None), float(local["rope_theta"])
+    except ValueError as e: raise UnsupportedConfigError(f"gemma3_text config: {e}") from None
+
+def _gemma3_config(cfg: dict) -> TransformerConfig:
+    _check_fields(cfg, _GEMMA3_HANDLED, "gemma3_text")
+    for field in ("final_logit_softcapping", "attn_logit_softcapping"): _require(cfg, field, lambda v: v is None, "gemma3_text")
+    _require(cfg, "use_bidirectional_attention", lambda v: not v, "gemma3_text")
+    _require(cfg, "hidden_activation", lambda v: v in ("gelu_pytorch_tanh", "gelu_new"), "gemma3_text")
+    theta, scaling, local = _gemma3_rope(cfg)
+    n, kinds = cfg["num_hidden_layers"], cfg.get("layer_types")
+    sliding = kinds is not None and "sliding_attention" in kinds
+    d, H = cfg["hidden_size"], cfg["num_attention_heads"]
+    return TransformerConfig(
+        vocab_size=cfg["vocab_size"], max_seq_len=cfg["max_position_embeddings"], d_model=d, n_layers=n, n_heads=H,
+        n_kv_heads=cfg.get("num_key_value_heads") or H, head_dim=cfg.get("head_dim"), d_ff=cfg["intermediate_size"],
+        norm="rmsnorm", norm_bias=False, norm_eps=cfg.get("rms_norm_eps", 1e-6), mlp_act="gelu_tanh", gated_mlp=True,
+        bias=False, qkv_bias=cfg.get("attention_bias", False), qk_norm=True, sandwich_norm=True, embed_scale=True,
+        attn_scale=cfg.get("query_pre_attn_scalar", 256) ** -0.5, position="rope", rope_theta=theta, rope_scaling=scaling,
+        layer_types=list(kinds) if sliding else None, sliding_window=cfg.get("sliding_window") if sliding else None,
+        rope_local_theta=local if sliding else None, tie_embeddings=cfg.get("tie_word_embeddings", True))
+
+def _plus_one(w): return w + 1  # Gemma's RMSNorm multiplies by (1 + w)
+
+def _gemma3_map(config: TransformerConfig) -> dict:
+    m = {"embed_tokens.weight": ("tok_embed.weight", None), "norm.weight": ("norm.weight", _plus_one)}
+    norms = (("input_layernorm", "norm1"), ("post_attention_layernorm", "post_norm1"),
+             ("pre_feedforward_layernorm", "norm2"), ("post_feedforward_layernorm", "post_norm2"))
+    for i in range(config.n_layers):
+        h, b = f"layers.{i}.", f"blocks.{i}."
+        for theirs, ours in norms: m[f"{h}{theirs}.weight"] = (f"{b}{ours}.weight", _plus_one)
+        for n in "qk": m[f"{h}self_attn.{n}_norm.weight"] = (f"{b}attn.{n}_norm.weight", _plus_one)
+        for p in ("weight", "bias"):
+            for n in "qkvo": m[f"{h}self_attn.{n}_proj.{p}"] = (f"{b}attn.{n}_proj.{p}", None)
+        for theirs, ours in (("gate_proj", "gate"), ("up_proj", "up"), ("down_proj", "down")):
+            m[f"{h}mlp.{theirs}.weight"] = (f"{b}mlp.{ours}.weight", None)
+    return m
+
+HF_MODEL_TYPES["gemma3_text"] = (_gemma3_config, _gemma3_map, "model.", lambda c, cfg, arch: Decoder(c))
+
 # %% ../nbs/09_pretrained.ipynb #efca159e
 FORMAT_VERSION = 2 # 2: the families share `Stack` (weight names changed; version 1 is upgraded on load)
 MODEL_CLASSES = {"decoder": Decoder, "encoder": Encoder, "seq2seq": Seq2Seq} # family -> class

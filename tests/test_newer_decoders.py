@@ -2,7 +2,7 @@
 transformers: logits of a left-padded batch, the cached forward step by step (dynamic and static cache), and greedy
 `generate` ids, with prompts longer than the sliding window; every parameter random."""
 import pytest, torch
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import Gemma3TextConfig, Gemma3ForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 from llmbook.attention import KVCache
 from llmbook.generation import generate
 from llmbook.hub import from_hf, UnsupportedConfigError
@@ -17,6 +17,11 @@ MODELS = {
     "qwen2-window-layers": lambda: Qwen2ForCausalLM(Qwen2Config(**SMALL, use_sliding_window=True, sliding_window=5, max_window_layers=1)),
     "qwen3": lambda: Qwen3ForCausalLM(Qwen3Config(**SMALL, head_dim=32)),
     "llama-attention-bias": lambda: LlamaForCausalLM(LlamaConfig(**SMALL, attention_bias=True, mlp_bias=False)),
+    "gemma3": lambda: Gemma3ForCausalLM(Gemma3TextConfig(**{**SMALL, "bos_token_id": 2, "eos_token_id": 1}, head_dim=16, sliding_window=5,
+                                                         layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+                                                         query_pre_attn_scalar=24, rope_parameters={
+                                                             "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                                             "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6}})),
 }
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -37,9 +42,11 @@ def batch():
 def test_config_as_read(pair):
     name, hf, ours = pair
     c = ours.config
-    expected = {"mistral-window": (["sliding_attention"] * 3, 6), "qwen2-window-layers": (["full_attention", "sliding_attention", "sliding_attention"], 5)}
+    expected = {"mistral-window": (["sliding_attention"] * 3, 6), "qwen2-window-layers": (["full_attention", "sliding_attention", "sliding_attention"], 5),
+                "gemma3": (["sliding_attention", "sliding_attention", "full_attention"], 5)}
     assert (c.layer_types, c.sliding_window) == expected.get(name, (None, None))
-    assert c.qk_norm == (name == "qwen3")
+    assert c.qk_norm == (name in ("qwen3", "gemma3"))
+    if name == "gemma3": assert (c.rope_local_theta, c.rope_scaling, c.sandwich_norm, c.embed_scale) == (1e4, {"rope_type": "linear", "factor": 8.0}, True, True)
     if name == "qwen2": assert (c.bias, c.qkv_bias, c.out_bias) == (False, True, False)
 
 def test_logits_padded(pair):
@@ -67,18 +74,21 @@ def test_generate_same_ids(pair):
 def test_changed_weights_are_noticed(pair):
     "The checks above can fail: a q_norm or q/k/v bias left at its initial value changes the logits."
     name, hf, ours = pair
-    if name not in ("qwen2", "qwen3"): return
+    if name not in ("qwen2", "qwen3", "gemma3"): return
     ids, mask = batch()
     with torch.no_grad():
         assert all(a.data_ptr() != b.data_ptr() for a in ours.parameters() for b in hf.parameters())  # not shared
-        p = ours.blocks[1].attn.q_norm.weight if name == "qwen3" else ours.blocks[1].attn.q_proj.bias
-        p.fill_(1.0 if name == "qwen3" else 0.0)
+        block = ours.blocks[1]
+        p = {"qwen3": lambda: block.attn.q_norm.weight, "qwen2": lambda: block.attn.q_proj.bias, "gemma3": lambda: block.post_norm2.weight}[name]()
+        p.fill_(0.0 if name == "qwen2" else 1.0)
         assert (ours(ids, attention_mask=mask) - hf(ids, attention_mask=mask).logits)[mask.bool()].abs().max() > 1e-3
 
 @pytest.mark.parametrize("make,change,message", [
     (lambda: Qwen3ForCausalLM(Qwen3Config(**SMALL)), {"hidden_act": "gelu"}, "qwen3 config field hidden_act='gelu'"),
     (lambda: MistralForCausalLM(MistralConfig(**SMALL)), {"rope_parameters": {"rope_type": "yarn", "factor": 2.0, "rope_theta": 1e4}}, "rope_type='yarn'"),
     (lambda: Qwen2ForCausalLM(Qwen2Config(**SMALL)), {"use_mrope": True}, "use_mrope"),
+    (lambda: Gemma3ForCausalLM(Gemma3TextConfig(**SMALL, head_dim=16)), {"final_logit_softcapping": 30.0}, "final_logit_softcapping=30.0"),
+    (lambda: Gemma3ForCausalLM(Gemma3TextConfig(**SMALL, head_dim=16)), {"use_bidirectional_attention": True}, "use_bidirectional_attention=True"),
 ])
 def test_refused(tmp_path, make, change, message):
     import json
