@@ -50,3 +50,25 @@ def test_seq2seq_trainer_and_checkpoint(tmp_path):
     with torch.no_grad():
         trainer.model.eval()
         assert torch.equal(again(batch["input_ids"], batch["decoder_input_ids"]), trainer.model(batch["input_ids"], batch["decoder_input_ids"]))
+
+def test_compiled_training_equals_eager():
+    "Trainer(compile=True) on the CPU: the same losses and weights as eager (the chapter's check is `slow`: here it runs)."
+    import logging
+    from llmbook.core import seed_everything
+    from llmbook.data import NextTokenDataset
+    from llmbook.decoder import Decoder
+    from llmbook.blocks import preset
+    from llmbook.training import Trainer
+    torch._logging.set_logs(dynamo=logging.ERROR)
+    ids = torch.randint(0, 256, (4000,), generator=torch.Generator().manual_seed(0))
+    def run(**kw):
+        seed_everything(0)
+        t = Trainer(Decoder(preset("tiny-gpt2", dropout=0.0)), NextTokenDataset(ids, 32), max_steps=3, batch_size=8,
+                    device="cpu", precision="fp32", progress=False, plot=False, **kw)
+        return [r["loss"] for r in t.fit()], t.model
+    (eager, m1), (compiled, m2) = run(), run(compile=True)
+    assert len(eager) == len(compiled) == 3
+    torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), atol=1e-5, rtol=0)
+    assert eager[0] != eager[-1]  # the weights moved: the steps compare training, not three copies of one loss
+    for (n, p), q in zip(m1.named_parameters(), m2.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-5, rtol=0, msg=n)
