@@ -10,7 +10,7 @@ from transformers import MixtralConfig, MixtralForCausalLM
 from llmbook.blocks import MoE, experts_math, active_params, preset
 from llmbook.decoder import Decoder, model_size
 from llmbook.generation import generate
-from llmbook.hub import from_hf, to_hf, UnsupportedConfigError
+from llmbook.hub import from_hf, to_hf, save, load, UnsupportedConfigError
 from parity import randomize, trivial_parameters
 
 ATOL = 1e-5
@@ -127,6 +127,15 @@ def test_folder_equals_object(pair, tmp_path):
     assert "model.layers.0.mlp.experts.gate_up_proj" in hf.state_dict()
     ids = torch.randint(0, V, (2, 9), generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(from_hf(tmp_path)(ids), ours(ids), atol=0, rtol=0)
+
+@torch.no_grad()
+def test_llmbook_save_load_roundtrip(pair, tmp_path):
+    _, ours = pair
+    save(ours, tmp_path / "ck")
+    back = load(tmp_path / "ck")
+    assert back.config == ours.config and type(back.blocks[0].mlp) is MoE
+    ids = torch.randint(0, V, (2, 9))
+    torch.testing.assert_close(back(ids), ours(ids), atol=0, rtol=0)
 
 @pytest.mark.parametrize("change,field", [
     ({"router_jitter_noise": 0.01}, "router_jitter_noise=0.01"),
