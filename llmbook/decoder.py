@@ -12,7 +12,7 @@ from .attention import KVCache
 from .blocks import TransformerConfig, Stack, PRESETS, add_presets, preset
 
 # %% auto #0
-__all__ = ['init_weights', 'check_input_ids', 'Decoder', 'model_size']
+__all__ = ['init_weights', 'check_input_ids', 'Decoder', 'model_size', 'kv_cache_bytes']
 
 # %% ../nbs/06_decoder.ipynb #7e475482
 _GPT2 = dict(vocab_size=50257, max_seq_len=1024, norm_eps=1e-5, mlp_act="gelu_tanh", position="learned")
@@ -37,6 +37,23 @@ add_presets("decoder", {
     "mixtral-8x7b": dict(_LLAMA, vocab_size=32000, max_seq_len=32768, d_model=4096, n_layers=32, n_heads=32, n_kv_heads=8,
                          d_ff=14336, norm_eps=1e-5, rope_theta=1e6, mlp_types=["experts"] * 32, n_experts=8,
                          n_experts_per_token=2),
+})
+
+# %% ../nbs/06_decoder.ipynb #c8f0ca06
+_GEMMA3 = dict(norm="rmsnorm", norm_bias=False, mlp_act="gelu_tanh", gated_mlp=True, bias=False, position="rope",
+               qk_norm=True, sandwich_norm=True, embed_scale=True, tie_embeddings=True)
+add_presets("decoder", {  # the open-weight decoders people load today, as their config.json files describe them
+    "llama-3.2-1b": dict(_LLAMA, vocab_size=128256, max_seq_len=131072, d_model=2048, n_layers=16, n_heads=32, n_kv_heads=8,
+                         d_ff=8192, norm_eps=1e-5, rope_theta=500000.0, tie_embeddings=True,
+                         rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                       "original_max_position_embeddings": 8192}),
+    "qwen3-0.6b": dict(_LLAMA, vocab_size=151936, max_seq_len=40960, d_model=1024, n_layers=28, n_heads=16, n_kv_heads=8,
+                       head_dim=128, d_ff=3072, norm_eps=1e-6, rope_theta=1e6, qk_norm=True, tie_embeddings=True),
+    "mistral-7b": dict(_LLAMA, vocab_size=32000, max_seq_len=32768, d_model=4096, n_layers=32, n_heads=32, n_kv_heads=8,
+                       d_ff=14336, norm_eps=1e-5, layer_types=["sliding_attention"] * 32, sliding_window=4096),
+    "gemma-3-1b": dict(_GEMMA3, vocab_size=262144, max_seq_len=32768, d_model=1152, n_layers=26, n_heads=4, n_kv_heads=1,
+                       head_dim=256, d_ff=6912, norm_eps=1e-6, attn_scale=256 ** -0.5, rope_theta=1e6, rope_local_theta=1e4,
+                       sliding_window=512, layer_types=["full_attention" if i % 6 == 5 else "sliding_attention" for i in range(26)]),
 })
 
 # %% ../nbs/06_decoder.ipynb #48696f55
@@ -100,3 +117,13 @@ def model_size(name: str # a preset name
               ) -> int:
     "Parameters of a preset's decoder, counted on the meta device (nothing allocated)."
     with torch.device("meta"): return sum(p.numel() for p in {id(p): p for p in Decoder(preset(name)).parameters()}.values())
+
+# %% ../nbs/06_decoder.ipynb #191bff61
+def kv_cache_bytes(config: TransformerConfig, # a decoder's config
+                   n_tokens: int, # tokens in the context
+                   bytes_per_value: int = 2, # 2 for bf16/fp16, 4 for fp32
+                  ) -> int:
+    "Bytes of keys and values a decoder keeps for `n_tokens` (a sliding layer keeps at most its window)."
+    kinds = config.layer_types or ["full_attention"] * config.n_layers
+    kept = [min(n_tokens, config.sliding_window) if k == "sliding_attention" else n_tokens for k in kinds]
+    return sum(2 * config.n_kv_heads * config.head_dim * bytes_per_value * n for n in kept)

@@ -644,7 +644,7 @@ def _gemma3_config(cfg: dict) -> TransformerConfig:
         vocab_size=cfg["vocab_size"], max_seq_len=cfg["max_position_embeddings"], d_model=d, n_layers=n, n_heads=H,
         n_kv_heads=cfg.get("num_key_value_heads") or H, head_dim=cfg.get("head_dim"), d_ff=cfg["intermediate_size"],
         norm="rmsnorm", norm_bias=False, norm_eps=cfg.get("rms_norm_eps", 1e-6), mlp_act="gelu_tanh", gated_mlp=True,
-        bias=False, qkv_bias=cfg.get("attention_bias", False), qk_norm=True, sandwich_norm=True, embed_scale=True,
+        bias=False, qkv_bias=True if cfg.get("attention_bias") else None, qk_norm=True, sandwich_norm=True, embed_scale=True,
         attn_scale=cfg.get("query_pre_attn_scalar", 256) ** -0.5, position="rope", rope_theta=theta, rope_scaling=scaling,
         layer_types=list(kinds) if sliding else None, sliding_window=cfg.get("sliding_window") if sliding else None,
         rope_local_theta=local if sliding else None, tie_embeddings=cfg.get("tie_word_embeddings", True))
