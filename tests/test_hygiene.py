@@ -11,6 +11,12 @@ CHAPTERS = [p for p in NBS if re.match(r"\d\d_", p.name)]
 TEST_CALL = re.compile(r"\b(test_eq|test_ne|test_close|test_fail|test_is|assert)\b")
 
 def _cells(path): return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+def _names(src: str) -> str:
+    "The cell's code names only, without strings and comments: 'assert' in a message or a comment is no test."
+    import io, tokenize
+    try: return " ".join(t.string for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.NAME)
+    except (tokenize.TokenError, SyntaxError): return src  # e.g. a cell with IPython magics
 def _src(cell): return "".join(cell["source"])
 
 def test_chapters_exist():
@@ -63,8 +69,13 @@ def test_chapter_has_title_module_and_tests(nb):
     assert md and re.match(r"^# \S", md[0]), f"{nb.name}: the first markdown cell must be a '# Title'"
     code = [_src(c) for c in cells if c["cell_type"] == "code"]
     assert any(re.search(r"^#\|\s*default_exp\s+\w+", s, re.M) for s in code), f"{nb.name}: no default_exp"
-    tests = [s for s in code if not re.search(r"^#\|\s*export", s, re.M) and TEST_CALL.search(s)]
+    tests = [s for s in code if not re.search(r"^#\|\s*export", s, re.M) and TEST_CALL.search(_names(s))]
     assert tests, f"{nb.name}: no cell with a test"
+
+def test_a_test_is_code_not_a_word():
+    "The 'has tests' check counts test calls in code, not the word in a string or a comment."
+    assert TEST_CALL.search(_names("x = 1\ntest_eq(x, 1)")) and TEST_CALL.search(_names("assert x, 'msg'"))
+    assert not TEST_CALL.search(_names('print("assert that x")  # test_eq would go here'))
 
 def test_every_chapter_in_readme_map():
     text = (ROOT / "README.md").read_text()
