@@ -54,6 +54,9 @@ add_presets("decoder", {  # the open-weight decoders people load today, as their
     "gemma-3-1b": dict(_GEMMA3, vocab_size=262144, max_seq_len=32768, d_model=1152, n_layers=26, n_heads=4, n_kv_heads=1,
                        head_dim=256, d_ff=6912, norm_eps=1e-6, attn_scale=256 ** -0.5, rope_theta=1e6, rope_local_theta=1e4,
                        sliding_window=512, layer_types=["full_attention" if i % 6 == 5 else "sliding_attention" for i in range(26)]),
+    "qwen3-30b-a3b": dict(_LLAMA, vocab_size=151936, max_seq_len=40960, d_model=2048, n_layers=48, n_heads=32, n_kv_heads=4,
+                          head_dim=128, d_ff=6144, norm_eps=1e-6, rope_theta=1e6, qk_norm=True, mlp_types=["experts"] * 48,
+                          n_experts=128, n_experts_per_token=8, d_expert_ff=768, norm_topk_prob=True),
 })
 
 # %% ../nbs/06_decoder.ipynb #48696f55

@@ -667,6 +667,37 @@ def _gemma3_map(config: TransformerConfig) -> dict:
 
 HF_MODEL_TYPES["gemma3_text"] = (_gemma3_config, _gemma3_map, "model.", lambda c, cfg, arch: Decoder(c))
 
+# %% ../nbs/09_pretrained.ipynb #6d566cef
+_QWEN3_MOE_ONLY = ("num_local_experts", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob",
+                   "decoder_sparse_step", "mlp_only_layers", "output_router_logits", "router_aux_loss_coef")
+
+def _qwen3_moe_config(cfg: dict) -> TransformerConfig:
+    try: base = _newer_llama_config("qwen3")({k: v for k, v in cfg.items() if k not in _QWEN3_MOE_ONLY})
+    except UnsupportedConfigError as e: raise UnsupportedConfigError(str(e).replace("qwen3 config", "qwen3_moe config")) from None
+    n_experts = cfg.get("num_local_experts", cfg.get("num_experts"))
+    dense, step = set(cfg.get("mlp_only_layers") or ()), cfg.get("decoder_sparse_step", 1)
+    kinds = ["experts" if n_experts and i not in dense and (i + 1) % step == 0 else "dense" for i in range(base.n_layers)]
+    if "experts" not in kinds: return base  # a config without experts layers is a plain Qwen3
+    return dataclasses.replace(base, mlp_types=kinds, n_experts=n_experts, n_experts_per_token=cfg.get("num_experts_per_tok", 8),
+                               d_expert_ff=cfg["moe_intermediate_size"], norm_topk_prob=cfg.get("norm_topk_prob", False))
+
+def _qwen3_moe_map(config: TransformerConfig) -> dict:
+    m = _qk_norm_map(config)
+    for i, kind in enumerate(config.mlp_types or ()):
+        if kind != "experts": continue
+        h, b = f"layers.{i}.mlp.", f"blocks.{i}.mlp."
+        m = {k: v for k, v in m.items() if not k.startswith(h)}  # no dense MLP in this layer
+        m[f"{h}gate.weight"] = (f"{b}router.weight", None)
+        for e in range(config.n_experts):
+            for theirs, ours in (("gate_proj", "gate"), ("up_proj", "up"), ("down_proj", "down")):
+                m[f"{h}experts.{e}.{theirs}.weight"] = (f"{b}experts.{e}.{ours}.weight", None)
+        m[f"{h}experts.gate_up_proj"] = [(f"{b}experts.{e}.{ours}.weight", _expert(e, half))
+                                         for e in range(config.n_experts) for half, ours in enumerate(("gate", "up"))]
+        m[f"{h}experts.down_proj"] = [(f"{b}experts.{e}.down.weight", _expert(e)) for e in range(config.n_experts)]
+    return m
+
+HF_MODEL_TYPES["qwen3_moe"] = (_qwen3_moe_config, _qwen3_moe_map, "model.", lambda c, cfg, arch: Decoder(c))
+
 # %% ../nbs/09_pretrained.ipynb #efca159e
 FORMAT_VERSION = 2 # 2: the families share `Stack` (weight names changed; version 1 is upgraded on load)
 MODEL_CLASSES = {"decoder": Decoder, "encoder": Encoder, "seq2seq": Seq2Seq} # family -> class

@@ -2,7 +2,7 @@
 transformers: logits of a left-padded batch, the cached forward step by step (dynamic and static cache), and greedy
 `generate` ids, with prompts longer than the sliding window; every parameter random."""
 import pytest, torch
-from transformers import Gemma3TextConfig, Gemma3ForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import Gemma3TextConfig, Gemma3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 from llmbook.attention import KVCache
 from llmbook.generation import generate
 from llmbook.hub import from_hf, UnsupportedConfigError
@@ -17,6 +17,10 @@ MODELS = {
     "qwen2-window-layers": lambda: Qwen2ForCausalLM(Qwen2Config(**SMALL, use_sliding_window=True, sliding_window=5, max_window_layers=1)),
     "qwen3": lambda: Qwen3ForCausalLM(Qwen3Config(**SMALL, head_dim=32)),
     "llama-attention-bias": lambda: LlamaForCausalLM(LlamaConfig(**SMALL, attention_bias=True, mlp_bias=False)),
+    "qwen3-moe": lambda: Qwen3MoeForCausalLM(Qwen3MoeConfig(**SMALL, head_dim=16, moe_intermediate_size=24, num_experts=4, num_experts_per_tok=2,
+                                                         mlp_only_layers=[1], norm_topk_prob=False)),
+    "qwen3-moe-step2-renorm": lambda: Qwen3MoeForCausalLM(Qwen3MoeConfig(**SMALL, head_dim=16, moe_intermediate_size=24, num_experts=5,
+                                                                      num_experts_per_tok=3, decoder_sparse_step=2, norm_topk_prob=True)),
     "gemma3": lambda: Gemma3ForCausalLM(Gemma3TextConfig(**{**SMALL, "bos_token_id": 2, "eos_token_id": 1}, head_dim=16, sliding_window=5,
                                                          layer_types=["sliding_attention", "sliding_attention", "full_attention"],
                                                          query_pre_attn_scalar=24, rope_parameters={
@@ -45,7 +49,9 @@ def test_config_as_read(pair):
     expected = {"mistral-window": (["sliding_attention"] * 3, 6), "qwen2-window-layers": (["full_attention", "sliding_attention", "sliding_attention"], 5),
                 "gemma3": (["sliding_attention", "sliding_attention", "full_attention"], 5)}
     assert (c.layer_types, c.sliding_window) == expected.get(name, (None, None))
-    assert c.qk_norm == (name in ("qwen3", "gemma3"))
+    assert c.qk_norm == (name in ("qwen3", "gemma3") or name.startswith("qwen3-moe"))
+    if name == "qwen3-moe": assert (c.mlp_types, c.n_experts, c.d_expert_ff, c.norm_topk_prob) == (["experts", "dense", "experts"], 4, 24, False)
+    if name == "qwen3-moe-step2-renorm": assert (c.mlp_types, c.n_experts_per_token, c.norm_topk_prob) == (["dense", "experts", "dense"], 3, True)
     if name == "gemma3": assert (c.rope_local_theta, c.rope_scaling, c.sandwich_norm, c.embed_scale) == (1e4, {"rope_type": "linear", "factor": 8.0}, True, True)
     if name == "qwen2": assert (c.bias, c.qkv_bias, c.out_bias) == (False, True, False)
 
@@ -121,3 +127,14 @@ def test_phi3_partial_rotary_refused(tmp_path):
     cfg["rope_parameters"]["partial_rotary_factor"] = 0.75
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(UnsupportedConfigError, match="partial_rotary_factor=0.75"): from_hf(tmp_path)
+
+
+def test_qwen3_moe_folder(tmp_path):
+    "A saved Qwen3-MoE folder (one tensor per expert) loads like the model object (experts fused over experts in memory)."
+    torch.manual_seed(0)
+    hf = MODELS["qwen3-moe"]().eval()
+    randomize(hf)
+    hf.save_pretrained(tmp_path)
+    ids, mask = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(from_hf(tmp_path)(ids, attention_mask=mask)[mask.bool()], from_hf(hf)(ids, attention_mask=mask)[mask.bool()], atol=0, rtol=0)

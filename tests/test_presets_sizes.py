@@ -2,7 +2,7 @@
 files describe: the same parameter count as transformers' models built from those configs on the meta device, and the
 same llmbook config `from_hf`'s reader makes of them. Nothing is allocated."""
 import pytest, torch
-from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, MistralConfig, Qwen3Config
+from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, MistralConfig, Qwen3Config, Qwen3MoeConfig
 from llmbook.blocks import preset
 from llmbook.decoder import Decoder, model_size, kv_cache_bytes
 from llmbook.hub import config_from_hf, _comparable
@@ -22,6 +22,9 @@ PUBLISHED = {  # preset: (the checkpoint's config, as published on the Hub)
     "gemma-3-1b": Gemma3TextConfig(vocab_size=262144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26, num_attention_heads=4,
                                    num_key_value_heads=1, head_dim=256, sliding_window=512, max_position_embeddings=32768,
                                    query_pre_attn_scalar=256, pad_token_id=None, bos_token_id=None, eos_token_id=None),
+    "qwen3-30b-a3b": Qwen3MoeConfig(vocab_size=151936, hidden_size=2048, intermediate_size=6144, moe_intermediate_size=768, num_hidden_layers=48,
+                                    num_attention_heads=32, num_key_value_heads=4, head_dim=128, num_experts=128, num_experts_per_tok=8,
+                                    norm_topk_prob=True, max_position_embeddings=40960, rope_parameters={"rope_type": "default", "rope_theta": 1e6}),
 }
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
@@ -40,3 +43,12 @@ def test_kv_cache_by_hand():
     assert (local, full) == (22, 4)
     per_token = 2 * 1 * 256 * 2  # K and V, one key/value head of 256, bf16
     assert kv_cache_bytes(g, 32_768) == per_token * (22 * 512 + 4 * 32_768)
+
+
+def test_active_parameters_of_qwen3_moe():
+    "Active per token: everything but the experts, plus 8 of 128 experts per layer (transformers has no count: by hand)."
+    from llmbook.blocks import active_params
+    c = preset("qwen3-30b-a3b")
+    with torch.device("meta"): model = Decoder(c)
+    expert = 3 * c.d_model * c.d_expert_ff
+    assert active_params(model) == model_size("qwen3-30b-a3b") - c.n_layers * (c.n_experts - c.n_experts_per_token) * expert
