@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, sys, json, argparse, platform, importlib.metadata
 import torch
 from .core import get_device, autocast_dtype, format_size, count_params, seed_everything
-from .data import CORPORA, corpus_docs
+from .data import CORPORA, corpus_docs, DownloadError
 from .training import (PRECISIONS, TrainingDiverged, setup_distributed, cleanup_distributed,
                               enable_tf32)
 
@@ -53,7 +53,9 @@ def _model_overrides(items: list[str]) -> dict:
     for item in items or []:
         key, eq, value = item.partition("=")
         if not eq or not key: raise ValueError(f"--model expects KEY=VALUE, got {item!r}")
-        out[key.replace("-", "_")] = _value(value)
+        key = key.replace("-", "_")
+        if key in out: raise ValueError(f"--model sets {key} twice ({key}={out[key]!r} and {item!r}): give it once")
+        out[key] = _value(value)
     return out
 
 # %% ../nbs/90_cli.ipynb #771789a2
@@ -63,7 +65,7 @@ def _add_train(sub):
                                    "synthetic task. Runs under torchrun too (one process per GPU).")
     t.add_argument("--preset", default="tiny-gpt2", help="model preset; its family follows (tiny-gpt2, tiny-llama, tiny-bert, tiny-t5, gpt2, ...)")
     t.add_argument("--family", help="check that the preset is of this family (decoder, encoder, seq2seq)")
-    t.add_argument("--model", nargs="+", metavar="KEY=VALUE", help="config changes, e.g. d_model=128 n_layers=4 dropout=0.1")
+    t.add_argument("--model", nargs="+", action="extend", metavar="KEY=VALUE", help="config changes, e.g. d_model=128 n_layers=4 dropout=0.1")
     t.add_argument("--corpus", default="pydocs", help="built-in text: pydocs or pysource (default: pydocs)")
     t.add_argument("--file", help="a text file or URL to train on instead of --corpus (its last 10%% is validation)")
     t.add_argument("--task", default="dates", help="synthetic task for encoder-decoders: dates or numbers")
@@ -108,7 +110,13 @@ def _train(args) -> int:
     say(f"{args.preset}: {format_size(count_params(trainer.model))} parameters, "
         f"{len(trainer.train_data):,} training examples, {trainer.world_size} process(es) on {trainer.device}"
         + (f"; resumed at step {start}" if start else ""))
-    trainer.fit()
+    try: trainer.fit()
+    except KeyboardInterrupt:  # Ctrl-C: one line that says where the run can continue from
+        last = trainer.last_checkpoint
+        say(f"llmbook: interrupted at step {trainer.step}; " + (f"the last checkpoint is {last} (step "
+            f"{int(last.name.split('-')[1])}): continue with the same command and --resume" if last else
+            "no checkpoint was written yet (use --save-every N to write them)"), file=sys.stderr)
+        return 130
     row, ev = trainer.history[-1], trainer.evals[-1]
     say(f"step {trainer.step}: training loss {row['loss']:.3f}, validation loss {ev['loss']:.3f} "
         f"(perplexity {ev['perplexity']:.1f}, accuracy {ev['accuracy']:.1%}); "
@@ -270,7 +278,7 @@ def main(argv: list[str] | None = None # arguments (default: `sys.argv[1:]`)
             enable_tf32()
             demo(args.seconds, args.device, args.prompt, args.out)
         return 0
-    except (ValueError, TypeError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
+    except (ValueError, TypeError, FileNotFoundError, DownloadError) as e:  # bad input: one clear line, no traceback
         print(f"llmbook: error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:

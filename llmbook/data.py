@@ -13,7 +13,8 @@ from torch.utils.data import Dataset
 # %% auto #0
 __all__ = ['CORPORA', 'SPLITS', 'SYNTHETIC_TASKS', 'IGNORE_INDEX', 'Doc', 'corpus_docs', 'split_docs', 'load_corpus',
            'DownloadError', 'cache_dir', 'cached_path', 'load_text', 'number_to_words', 'format_date', 'synthetic_task',
-           'NextTokenDataset', 'pad_sequences', 'mask_tokens', 'MLMCollator', 'shift_right', 'Seq2SeqCollator']
+           'as_ids', 'NextTokenDataset', 'pad_sequences', 'mask_tokens', 'MLMCollator', 'shift_right',
+           'Seq2SeqCollator']
 
 # %% ../nbs/01_data.ipynb #0f252169
 @dataclass(frozen=True)
@@ -91,25 +92,47 @@ def _check(data: bytes, where: str, sha256: str | None, encoding: str) -> str:
     "Verify `data` against `sha256` and decode it, with errors that name `where`."
     if sha256 is not None and _sha256(data) != sha256.lower():
         raise ValueError(f"sha256 mismatch for {where}: expected {sha256.lower()}, got {_sha256(data)}")
+    if data.startswith(b"\xef\xbb\xbf") and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        data = data[3:]  # a UTF-8 byte-order mark is not text (Windows editors write one)
     try: return data.decode(encoding)
     except UnicodeDecodeError as e:
         raise ValueError(f"{where} is not valid {encoding} text (byte {e.start}: {data[e.start:e.start+4]!r}); "
                          f"pass the right `encoding`") from None
 
 # %% ../nbs/01_data.ipynb #fa307769
+import gzip, zlib, http.client
 def cached_path(url: str) -> Path:
     "Where `load_text` keeps the download of `url`."
     base = re.sub(r"[^A-Za-z0-9._-]", "_", url.rstrip("/").rsplit("/", 1)[-1])[:80] or "download"
     return cache_dir() / f"{_sha256(url.encode())[:16]}-{base}"
 
+def _decompress(data: bytes, coding: str, url: str) -> bytes:
+    "The body as the file was, for a server that compressed it on the way (Content-Encoding)."
+    try:
+        if coding in ("gzip", "x-gzip"): return gzip.decompress(data)
+        if coding == "deflate": return zlib.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DownloadError(f"downloading {url} failed: the {coding}-compressed body is corrupt ({e})") from None
+    if coding not in ("identity", ""):
+        raise DownloadError(f"downloading {url} failed: the server sent it {coding}-compressed, which llmbook cannot "
+                            f"decompress (gzip and deflate only)")
+    return data
+
 def _download(url: str, dest: Path, sha256: str | None, encoding: str, timeout: float) -> str:
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r: data = r.read()
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            data, coding = r.read(), (r.headers.get("Content-Encoding") or "identity").lower()
     except urllib.error.HTTPError as e:
         raise DownloadError(f"downloading {url} failed: HTTP {e.code} {e.reason}") from None
+    except http.client.IncompleteRead as e:  # the server closed the connection early
+        raise DownloadError(f"downloading {url} failed: the server sent {len(e.partial)} bytes and closed the connection "
+                            f"before the end{f' ({e.expected} more were expected)' if e.expected else ''}; try again") from None
+    except http.client.HTTPException as e:
+        raise DownloadError(f"downloading {url} failed: {type(e).__name__} {e}") from None
     except (urllib.error.URLError, OSError) as e:
         raise DownloadError(f"downloading {url} failed: {getattr(e, 'reason', e)}") from None
+    data = _decompress(data, coding, url)
     text = _check(data, url, sha256, encoding)  # raises before anything is written
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
     try:
@@ -195,15 +218,26 @@ def synthetic_task(name: str, # "dates" or "numbers"
     return out
 
 # %% ../nbs/01_data.ipynb #f654c507
+def as_ids(ids, # a sequence of token ids (list, tuple, tensor or array)
+           name: str = "ids") -> torch.Tensor:
+    "`ids` as a long tensor; floats are refused, never truncated: `as_ids([1, 2]) -> tensor([1, 2])`."
+    t = torch.as_tensor(ids)
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        shown = list(ids[:3]) if isinstance(ids, (list, tuple)) else t.flatten()[:3].tolist()
+        raise TypeError(f"{name} must be integer token ids, got {t.dtype} values {shown}: convert them (e.g. round) first")
+    return t.long()
+
 class NextTokenDataset(Dataset):
     "Windows of a token stream: item i is (x, y) with y = x shifted left by one."
     def __init__(self, ids, # 1-D sequence of token ids (list or tensor)
                  block_size: int, # tokens per window (the model's context)
                  stride: int | None = None, # step between window starts (default `block_size`: no overlap)
                 ):
-        self.ids = torch.as_tensor(ids, dtype=torch.long)
+        self.ids = as_ids(ids)
         if self.ids.ndim != 1: raise ValueError(f"ids must be 1-D, got shape {tuple(self.ids.shape)}")
-        if block_size < 1: raise ValueError(f"block_size must be >= 1, got {block_size}")
+        for name, v in (("block_size", block_size), ("stride", stride)):
+            if (v is not None or name == "block_size") and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ValueError(f"{name} must be an int >= 1{' (or None: block_size)' if name == 'stride' else ''}, got {v!r}")
         self.block_size, self.stride = block_size, stride or block_size
         if len(self.ids) < block_size + 1:
             raise ValueError(f"{len(self.ids)} tokens cannot fill one window of block_size={block_size} (+1 for the target)")
@@ -222,7 +256,7 @@ def pad_sequences(seqs, # sequences of token ids
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     "A `(B, T)` tensor of ids and its attention mask (1 = token, 0 = padding)."
     if side not in ("left", "right"): raise ValueError(f"side must be 'left' or 'right', got {side!r}")
-    seqs = [torch.as_tensor(s, dtype=torch.long) for s in seqs]
+    seqs = [as_ids(s, f"sequence {i}") for i, s in enumerate(seqs)]
     if not seqs: raise ValueError("pad_sequences needs at least one sequence")
     longest = max(len(s) for s in seqs)
     T = longest if max_len is None else max_len
@@ -235,6 +269,7 @@ def pad_sequences(seqs, # sequences of token ids
     return ids, mask
 
 # %% ../nbs/01_data.ipynb #05d9c349
+import numbers
 IGNORE_INDEX = -100  # label for positions the loss skips (PyTorch's cross_entropy default)
 
 def mask_tokens(ids: torch.Tensor, # (B, T) token ids
@@ -246,10 +281,16 @@ def mask_tokens(ids: torch.Tensor, # (B, T) token ids
                ) -> tuple[torch.Tensor, torch.Tensor]:
     "Masked-LM inputs and labels with the 80/10/10 rule; labels are `IGNORE_INDEX` where nothing was chosen."
     if not 0 <= prob <= 1: raise ValueError(f"prob must be in [0, 1], got {prob}")
-    ids = torch.as_tensor(ids, dtype=torch.long)
+    ids = as_ids(ids)
     if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
         raise ValueError(f"ids must be in [0, {vocab_size}), found {ids.min().item()}..{ids.max().item()}")
+    if not isinstance(mask_id, numbers.Integral) or not 0 <= mask_id < vocab_size:
+        raise ValueError(f"mask_id={mask_id!r} is not a token id of the vocabulary [0, {vocab_size}): "
+                         f"the model could not read it")
     special = torch.tensor(sorted(set(special_ids) | {mask_id}), dtype=torch.long)
+    if len(set(special.tolist()) & set(range(vocab_size))) == vocab_size:
+        raise ValueError(f"every id of the vocabulary [0, {vocab_size}) is special: there is no ordinary token to mask "
+                         f"or to draw as a replacement")
     candidate = ~torch.isin(ids, special)
     u = torch.rand(ids.shape, generator=generator)
     chosen = candidate & (u < prob)
@@ -295,6 +336,10 @@ class Seq2SeqCollator:
         self.pad_id, self.decoder_start_id = pad_id, decoder_start_id
     def __call__(self, pairs) -> dict[str, torch.Tensor]:
         pairs = list(pairs)
+        for i, (src, tgt) in enumerate(pairs):
+            for side, seq in (("source", src), ("target", tgt)):
+                if len(seq) == 0: raise ValueError(f"pair {i} has an empty {side}: every source and target needs at "
+                                                   f"least one token (end targets with EOS)")
         input_ids, attention_mask = pad_sequences([s for s, _ in pairs], self.pad_id)
         targets, target_mask = pad_sequences([t for _, t in pairs], self.pad_id)
         labels = targets.masked_fill(target_mask == 0, IGNORE_INDEX)

@@ -187,6 +187,12 @@ class GenerationConfig:
 def validate(self: GenerationConfig, vocab_size: int | None = None):
     "Raise a ValueError naming the first setting that makes no sense."
     def bad(msg): raise ValueError(msg)
+    for name in ("max_new_tokens", "min_new_tokens", "top_k", "no_repeat_ngram_size", "num_beams", "num_return_sequences"):
+        if isinstance(getattr(self, name), bool): bad(f"{name} must be an int, got {getattr(self, name)!r}")
+    if not isinstance(self.do_sample, bool): bad(f"do_sample must be True or False, got {self.do_sample!r}")
+    for name in ("temperature", "top_p", "repetition_penalty", "length_penalty") + (("min_p",) if self.min_p is not None else ()):
+        v = getattr(self, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)): bad(f"{name} must be a number, got {v!r}")
     if self.max_new_tokens is not None and (not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1):
         bad(f"max_new_tokens must be an int >= 1 (or None: until EOS or the context is full), got {self.max_new_tokens!r}")
     if not isinstance(self.min_new_tokens, int) or self.min_new_tokens < 0:
@@ -511,8 +517,12 @@ def _setup(model, input_ids, attention_mask, settings, generator, seed, tokenize
         if cfg.pad_token_id is None:
             raise ValueError("stop_strings need a pad_token_id (or an eos_token_id) to fill the rows that stopped")
     if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         if generator is not None: raise ValueError("pass either seed or generator, not both")
         generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__} (for a number use seed=)")
     session, max_new, skip = _prepare(model, input_ids, attention_mask, cfg, static_cache, compile)
     copies = cfg.num_beams if cfg.num_beams > 1 else cfg.num_return_sequences
     if skip is not None: skip = skip.repeat_interleave(copies)
@@ -535,6 +545,9 @@ def generate(model: nn.Module, # a `Decoder` or an encoder-decoder (`Seq2Seq`)
              **settings, # `GenerationConfig` fields: max_new_tokens, do_sample, top_p, num_beams, ...
             ) -> torch.Tensor:
     "Continue each prompt: returns `(B * num_return_sequences, L)` ids (prompt + new ones; decoder ids for seq2seq)."
+    if streamer is not None and not (callable(streamer) or hasattr(streamer, "put")):
+        raise TypeError(f"streamer must be a function of each step's tokens or an object with .put(ids) (and .end()), "
+                        f"got {type(streamer).__name__}")
     cfg, session, max_new, processors, generator, stop = _setup(
         model, input_ids, attention_mask, settings, generator, seed, tokenizer, static_cache, compile)
     if cfg.num_beams > 1:

@@ -141,6 +141,9 @@ def pretrain(preset_name: str = "tiny-gpt2", # the model: a preset of any family
     if family is not None and family != fam:
         raise ValueError(f"preset {preset_name!r} is a {fam} model, not a {family}: choose a {family} preset")
     overrides = dict(model_overrides or {})
+    for name, v in (("vocab_size", vocab_size), ("block_size", block_size)):  # None: the default; 0 is not one
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ValueError(f"{name} must be an int >= 1 (or None for the default), got {v!r}")
     vocab_size = vocab_size or (384 if fam == "seq2seq" else 1024)
     run = {"family": fam, "preset": preset_name, "vocab_size": vocab_size, "block_size": block_size,
            "model_overrides": overrides, **({"task": task} if fam == "seq2seq" else

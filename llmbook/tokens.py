@@ -356,6 +356,17 @@ def _merge_by_rank(ids: list[int], merges: dict) -> list[int]:
         ids = merge_pair(ids, pair, new_id)
     return ids
 
+def _merge_by_rounds(ids: list[int], merges: dict) -> list[int]:
+    "`_merge_by_rank` for long repetitive sequences: one character per token, so each round is one `str.replace`."
+    s = "".join(map(chr, ids))  # str.replace merges a pair left to right without overlap, as `merge_pair` does
+    while len(s) > 1:
+        present = {(ord(a), ord(b)) for a, b in set(zip(s, s[1:]))}
+        ranked = [(merges[p], p) for p in present if p in merges]
+        if not ranked: break
+        new_id, (a, b) = min(ranked)  # the earliest-learned pair: its new id is its rank
+        s = s.replace(chr(a) + chr(b), chr(new_id))
+    return list(map(ord, s))
+
 def _merge_by_rank_heap(ids: list[int], merges: dict) -> list[int]:
     "`_merge_by_rank` for long sequences: a heap of (rank, position) over a doubly linked list."
     n = len(ids)
@@ -381,6 +392,7 @@ def _encode_chunk(self: BPETokenizer, chunk: str) -> list[int]:
     if ids is None:
         ids = list(_utf8(chunk))
         if len(ids) <= 64: ids = _merge_by_rank(ids, self.merges)
+        elif len(set(zip(ids, ids[1:]))) <= 32: ids = _merge_by_rounds(ids, self.merges)  # repetitive: few rounds
         else: ids = _merge_by_rank_heap(ids, self.merges)
         if self.cache_size and len(chunk) <= 256:                        # long chunks are rarely seen twice
             if len(self._cache) >= self.cache_size: self._cache.clear()
@@ -488,6 +500,10 @@ def load(cls: BPETokenizer,
         ) -> BPETokenizer:
     "Read a tokenizer written by `save`."
     path = Path(path)
+    if path.is_dir():
+        inside = [p.name for p in path.glob("*.json")]
+        raise ValueError(f"{path} is a folder: pass the tokenizer file written by `save`"
+                                + (f" (it holds {', '.join(sorted(inside)[:4])})" if inside else ""))
     try: data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not a valid tokenizer file: it is not JSON ({e})") from None

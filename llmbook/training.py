@@ -35,7 +35,9 @@ def token_loss(logits: torch.Tensor, # (..., V) scores
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)}: "
                          f"expected logits of shape {tuple(labels.shape)} + (vocab_size,)")
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1),
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer token ids, got {labels.dtype}")
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1).long(),  # int32 labels too
                            ignore_index=IGNORE_INDEX, reduction=reduction)
 
 def perplexity(loss: float) -> float:

@@ -93,7 +93,17 @@ GENERATION = [  # item 2: a checkpoint's generation settings are carried or refu
      "llmbook takes one bos_token_id"),
 ]
 
-CASES = CONFIG + MASKS + GENERATION
+GENERATE = [  # item 17: generate's arguments are checked for their type too
+    ("max_new_tokens=True", lambda: generate(model(), IDS, max_new_tokens=True), ValueError, "max_new_tokens must be an int, got True"),
+    ("do_sample='yes'", lambda: generate(model(), IDS, do_sample="yes"), ValueError, "do_sample must be True or False, got 'yes'"),
+    ("seed=-1", lambda: generate(model(), IDS, seed=-1), ValueError, "seed must be an int >= 0, got -1"),
+    ("streamer=5", lambda: generate(model(), IDS, streamer=5), TypeError, "streamer must be a function of each step's tokens"),
+    ("generator=3", lambda: generate(model(), IDS, generator=3), TypeError, "generator must be a torch.Generator, got int"),
+    ("temperature='hot'", lambda: generate(model(), IDS, do_sample=True, temperature="hot"), ValueError,
+     "temperature must be a number, got 'hot'"),
+]
+
+CASES = CONFIG + MASKS + GENERATION + GENERATE
 
 @pytest.mark.parametrize("what,call,error,words", CASES, ids=[c[0] for c in CASES])
 def test_refused_with_a_clear_message(what, call, error, words):
@@ -210,3 +220,147 @@ SHAPES = [
 def test_shapes_refused_with_a_clear_message(what, call, error, words):
     with pytest.raises(error) as e: call()
     assert words in str(e.value), f"{what}: {e.value}"
+
+# --- data helpers: item 7 and the data half of item 16
+from llmbook.data import NextTokenDataset, pad_sequences, mask_tokens, Seq2SeqCollator
+
+DATA = [
+    ("float ids in NextTokenDataset", lambda: NextTokenDataset([1.5, 2.7, 3.2], 1), TypeError,
+     "ids must be integer token ids, got torch.float32 values [1.5, 2.7, 3.2]"),
+    ("stride=0", lambda: NextTokenDataset(list(range(10)), 2, stride=0), ValueError, "stride must be an int >= 1 (or None: block_size), got 0"),
+    ("block_size float", lambda: NextTokenDataset(list(range(10)), 2.5), ValueError, "block_size must be an int >= 1, got 2.5"),
+    ("float ids in pad_sequences", lambda: pad_sequences([[1.7, 2.2]], 0), TypeError, "sequence 0 must be integer token ids"),
+    ("mask_id >= vocab_size", lambda: mask_tokens(torch.tensor([[1, 2]]), 10, 10), ValueError,
+     "mask_id=10 is not a token id of the vocabulary [0, 10)"),
+    ("mask_tokens with no ordinary token", lambda: mask_tokens(torch.tensor([[1, 2]]), 3, 4, special_ids=(0, 1, 2)), ValueError,
+     "there is no ordinary token to mask"),
+    ("Seq2SeqCollator with an empty target", lambda: Seq2SeqCollator(0, 0)([([1, 2], [3]), ([1], [])]), ValueError,
+     "pair 1 has an empty target"),
+]
+
+@pytest.mark.parametrize("what,call,error,words", DATA, ids=[c[0] for c in DATA])
+def test_data_refused_with_a_clear_message(what, call, error, words):
+    with pytest.raises(error) as e: call()
+    assert words in str(e.value), f"{what}: {e.value}"
+
+# --- the CLI: item 6 (one line on stderr, exit status 2, nothing written)
+from llmbook.cli import main
+
+CLI = [
+    (["--block-size", "0"], "block_size must be an int >= 1 (or None for the default), got 0"),
+    (["--vocab-size", "0"], "vocab_size must be an int >= 1 (or None for the default), got 0"),
+    (["--model", "d_model=32", "--model", "d_model=64"], "--model sets d_model twice"),
+    (["--weight-decay", "-1"], "weight_decay must be a finite number >= 0, got -1.0"),
+    (["--model", "dropout=0.5x"], "dropout must be a finite number in [0, 1), got '0.5x'"),
+    (["--resume"], "resume=True, but"),
+]
+
+@pytest.mark.parametrize("args,words", CLI, ids=[" ".join(a) for a, _ in CLI])
+def test_cli_refused_with_a_clear_message(args, words, tmp_path, capsys):
+    try: code = main(["train", "--out", str(tmp_path / "out"), "--no-progress", "--steps", "1", *args])
+    except SystemExit as e: code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+# --- downloads: items 15 and 17 (a small server in a thread, stopped at the end)
+import gzip, http.server, socket, threading
+from llmbook.data import load_text, DownloadError
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args): pass
+    def do_GET(self):
+        if self.path == "/short":  # promises 100 bytes, sends 3
+            self.send_response(200); self.send_header("Content-Length", "100"); self.end_headers(); self.wfile.write(b"abc")
+            return
+        body, coding = {"/gzip": (gzip.compress("Flat is better than nested.".encode()), "gzip"),
+                        "/brotli": (b"\x0b\x02\x80", "br"), "/bad-gzip": (b"\x1f\x8bnot gzip", "gzip"),
+                        "/bom": ("\ufeffSparse is better than dense.".encode(), None)}[self.path]
+        self.send_response(200)
+        if coding: self.send_header("Content-Encoding", coding)
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+
+@pytest.fixture(scope="module")
+def site():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown(); thread.join(timeout=10)
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch): monkeypatch.setenv("LLMBOOK_CACHE", str(tmp_path / "cache"))
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]  # nobody listens once it is closed
+
+DOWNLOADS = [
+    ("truncated body", "/short", "the server sent 3 bytes and closed the connection before the end (97 more were expected)"),
+    ("unknown compression", "/brotli", "the server sent it br-compressed, which llmbook cannot decompress"),
+    ("corrupt gzip", "/bad-gzip", "the gzip-compressed body is corrupt"),
+]
+
+@pytest.mark.parametrize("what,path,words", DOWNLOADS, ids=[d[0] for d in DOWNLOADS])
+def test_download_refused_with_a_clear_message(what, path, words, site, cache):
+    with pytest.raises(DownloadError) as e: load_text(site + path)
+    assert words in str(e.value), f"{what}: {e.value}"
+
+def test_download_right_results(site, cache, tmp_path):
+    "Item 17: a gzip-encoded response is the file's text; a UTF-8 byte-order mark is not part of the text."
+    assert load_text(site + "/gzip") == "Flat is better than nested."
+    assert load_text(site + "/bom") == "Sparse is better than dense."
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbfA")
+    assert load_text(tmp_path / "bom.txt") == "A"
+
+def test_cli_unreachable_url_is_one_line(tmp_path, capsys, cache):
+    "Item 15: an unreachable --file URL is a one-line error, not a DownloadError traceback."
+    url = f"http://127.0.0.1:{closed_port()}/corpus.txt"
+    code = main(["train", "--out", str(tmp_path / "out"), "--no-progress", "--steps", "1", "--file", url])
+    err = capsys.readouterr().err
+    assert code == 2 and f"llmbook: error: downloading {url} failed" in err and "Traceback" not in err, err
+
+# --- item 16's other crashes, and item 17's bf16 checkpoint
+from llmbook.tokens import BPETokenizer
+from llmbook.training import token_loss
+
+def bf16_checkpoint(tmp):
+    torch.manual_seed(0)
+    hub.save(Decoder(preset("tiny-llama")).to(torch.bfloat16), tmp / "m")
+    return tmp / "m"
+
+MORE = [
+    ("BPETokenizer.load(folder)", lambda tmp: BPETokenizer.load(tmp), ValueError, "is a folder: pass the tokenizer file written by `save`"),
+    ("hub.load on a missing GPU" if not torch.cuda.is_available() else "hub.load on a missing GPU index",
+     lambda tmp: hub.load(bf16_checkpoint(tmp), device="cuda" if not torch.cuda.is_available() else "cuda:99"), ValueError,
+     "but this machine has"),
+    ("hub.load on a device that is not one", lambda tmp: hub.load(bf16_checkpoint(tmp), device="gpu"), ValueError, "device='gpu' is not a device"),
+    ("float labels", lambda tmp: token_loss(torch.randn(2, 3, 10), torch.zeros(2, 3)), TypeError, "labels must be integer token ids, got torch.float32"),
+]
+
+@pytest.mark.parametrize("what,call,error,words", MORE, ids=[c[0] for c in MORE])
+def test_more_refused_with_a_clear_message(what, call, error, words, tmp_path):
+    with pytest.raises(error) as e: call(tmp_path)
+    assert words in str(e.value), f"{what}: {e.value}"
+
+def test_right_results(tmp_path):
+    "int32 labels work in the loss; a bf16 checkpoint loads as bf16 (its rope frequencies stay float32)."
+    logits, labels = torch.randn(2, 3, 10), torch.randint(0, 10, (2, 3))
+    assert torch.equal(token_loss(logits, labels.int()), token_loss(logits, labels))
+    m = hub.load(bf16_checkpoint(tmp_path))
+    assert m.head.weight.dtype == torch.bfloat16 and m.pos.rope.inv_freq.dtype == torch.float32
+    assert hub.load(tmp_path / "m", dtype=torch.float32).head.weight.dtype == torch.float32
+
+def test_cli_ctrl_c_is_one_line(tmp_path, capsys, monkeypatch):
+    "Item 16: Ctrl-C during `llmbook train` prints one line naming the last checkpoint, no traceback."
+    from llmbook import training
+    step = training.Trainer.train_step
+    def interrupted(self):
+        if self.step == 3: raise KeyboardInterrupt
+        return step(self)
+    monkeypatch.setattr(training.Trainer, "train_step", interrupted)
+    code = main(["train", "--out", str(tmp_path / "out"), "--no-progress", "--steps", "6", "--save-every", "2",
+                 "--model", "max_seq_len=32", "d_model=32", "n_layers=1", "--batch-size", "4", "--max-chars", "20000"])
+    err = capsys.readouterr().err
+    assert code == 130 and "interrupted at step 3; the last checkpoint is" in err and "checkpoint-0000002" in err, err
+    assert "Traceback" not in err and "--resume" in err

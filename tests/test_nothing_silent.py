@@ -93,3 +93,48 @@ def test_train_only_adapters_or_biases(which):
     opt.step()
     moved = {n for n, p in m.named_parameters() if not torch.equal(p, before[n])}
     assert moved and moved == {n for n, p in m.named_parameters() if p.requires_grad}
+
+# --- item 4: every field the Decoder accepts changes what it computes
+FIELDS = {"embed_scale": True, "embed_norm": True, "head_bias": True, "output_scale": 0.5, "pos_offset": 2,
+          "type_vocab_size": 2}
+
+@pytest.mark.parametrize("field", list(FIELDS))
+def test_decoder_honours_field(field):
+    ids = torch.randint(0, 256, (2, 6), generator=torch.Generator().manual_seed(0))
+    def logits(**kw):
+        torch.manual_seed(0)
+        m = Decoder(preset("tiny-gpt2", **kw)).eval()
+        for n, p in m.named_parameters():  # nothing at its neutral initial value (biases 0, norm gains 1)
+            if n.endswith("bias") or "norm" in n: torch.nn.init.normal_(p, 0.5, 0.1)
+        extra = {"token_type_ids": torch.ones_like(ids)} if "type_vocab_size" in kw else {}
+        with torch.no_grad(): return m(ids, **extra)
+    assert not torch.allclose(logits(), logits(**{field: FIELDS[field]}))
+
+def test_checkpoint_mixing_dtypes_loads_exactly(tmp_path):
+    "Item 16: a checkpoint whose tensors mix bf16 and fp32 loads (as fp32, which holds both exactly)."
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    from llmbook import hub
+    torch.manual_seed(0)
+    hub.save(Decoder(preset("tiny-gpt2")).to(torch.bfloat16), tmp_path)
+    path = tmp_path / "model.safetensors"
+    state = load_file(path)
+    with safe_open(str(path), "pt") as f: metadata = f.metadata()
+    state["pos.table.weight"] = state["pos.table.weight"].float()  # one fp32 tensor among bf16 ones
+    save_file(state, path, metadata=metadata)
+    m = hub.load(tmp_path)
+    assert m.pos.table.weight.dtype == torch.float32 and torch.equal(m.pos.table.weight, state["pos.table.weight"])
+
+# --- item 18: long repetitive chunks with the pure-Python BPE: the same ids as the fast path, without a heap per byte
+def test_repetitive_text_python_bpe_equals_fast_path():
+    import tracemalloc
+    from llmbook.tokens import BPETokenizer, HFTokenizer
+    from llmbook.data import load_corpus
+    tok = BPETokenizer.train(load_corpus("pydocs")[:100_000] + "a" * 2000 + "ab" * 500, 400)
+    for text in ["a" * 300_000, "ab" * 100_000, " " * 50_000 + "x", "é" * 40_000]:
+        tracemalloc.start()
+        ids = tok.encode(text)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert ids == HFTokenizer(tok).encode(text)
+        assert peak < 200 * len(text), f"{peak / 2**20:.0f} MB for {len(text):,} characters"  # ~9 bytes/char measured
