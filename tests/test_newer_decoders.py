@@ -2,7 +2,7 @@
 transformers: logits of a left-padded batch, the cached forward step by step (dynamic and static cache), and greedy
 `generate` ids, with prompts longer than the sliding window; every parameter random."""
 import pytest, torch
-from transformers import Gemma3TextConfig, Gemma3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import Phi3Config, Phi3ForCausalLM, Gemma3TextConfig, Gemma3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 from llmbook.attention import KVCache
 from llmbook.generation import generate
 from llmbook.hub import from_hf, UnsupportedConfigError
@@ -16,6 +16,10 @@ MODELS = {
     "qwen2": lambda: Qwen2ForCausalLM(Qwen2Config(**SMALL)),
     "qwen2-window-layers": lambda: Qwen2ForCausalLM(Qwen2Config(**SMALL, use_sliding_window=True, sliding_window=5, max_window_layers=1)),
     "qwen3": lambda: Qwen3ForCausalLM(Qwen3Config(**SMALL, head_dim=32)),
+    "llama3.1-rope": lambda: LlamaForCausalLM(LlamaConfig(**SMALL, rope_parameters={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                                      "high_freq_factor": 4.0, "original_max_position_embeddings": 8,
+                                                                      "rope_theta": 500000.0})),
+    "phi3-window": lambda: Phi3ForCausalLM(Phi3Config(**SMALL, sliding_window=6)),
     "llama-attention-bias": lambda: LlamaForCausalLM(LlamaConfig(**SMALL, attention_bias=True, mlp_bias=False)),
     "qwen3-moe": lambda: Qwen3MoeForCausalLM(Qwen3MoeConfig(**SMALL, head_dim=16, moe_intermediate_size=24, num_experts=4, num_experts_per_tok=2,
                                                          mlp_only_layers=[1], norm_topk_prob=False)),
@@ -47,7 +51,7 @@ def test_config_as_read(pair):
     name, hf, ours = pair
     c = ours.config
     expected = {"mistral-window": (["sliding_attention"] * 3, 6), "qwen2-window-layers": (["full_attention", "sliding_attention", "sliding_attention"], 5),
-                "gemma3": (["sliding_attention", "sliding_attention", "full_attention"], 5)}
+                "gemma3": (["sliding_attention", "sliding_attention", "full_attention"], 5), "phi3-window": (["sliding_attention"] * 3, 6)}
     assert (c.layer_types, c.sliding_window) == expected.get(name, (None, None))
     assert c.qk_norm == (name in ("qwen3", "gemma3") or name.startswith("qwen3-moe"))
     if name == "qwen3-moe": assert (c.mlp_types, c.n_experts, c.d_expert_ff, c.norm_topk_prob) == (["experts", "dense", "experts"], 4, 24, False)
