@@ -66,6 +66,7 @@ def test_two_processes_match_one(tmp_path):
     assert len(r0["losses"]) == STEPS
     torch.testing.assert_close(r0["losses"], _losses(single), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(r0["weights"], single.model.head.weight.sum().item(), rtol=1e-4, atol=1e-4)
+    assert r0["weights"] == r1["weights"]  # the ranks hold the same weights
     assert r0["losses"][-1] < r0["losses"][0]
     from llmbook.training import checkpoints, read_checkpoint
     saved = checkpoints(tmp_path / "ddp")
@@ -73,6 +74,11 @@ def test_two_processes_match_one(tmp_path):
     meta = read_checkpoint(saved[-1])
     assert meta["world_size"] == 2 and len(meta["rng"]) == 2  # both ranks' random states, written by rank 0
     assert not [p for p in (tmp_path / "ddp").iterdir() if p.name.startswith(".tmp")]
+    # every final weight, not only a sum of one matrix: the DDP checkpoint equals the one-process model
+    from safetensors.torch import load_file
+    ddp_state, single_state = load_file(str(saved[-1] / "model.safetensors")), single.model.state_dict()
+    assert ddp_state and set(ddp_state) <= set(single_state), sorted(set(ddp_state) - set(single_state))
+    for k, v in ddp_state.items(): torch.testing.assert_close(v, single_state[k], rtol=1e-4, atol=1e-5, msg=k)
     # a resumed DDP run (dropout on) continues exactly as the uninterrupted one
     assert r0["resumed"] == r0["straight"] and r1["resumed"] == r1["straight"]
 
