@@ -4,15 +4,13 @@
 
 # %% ../nbs/17_performance.ipynb #776c90e3
 from __future__ import annotations
-import math
 import torch
-from torch import nn
-from .blocks import TransformerConfig, preset
+from .blocks import TransformerConfig
 from .decoder import Decoder, kv_cache_bytes
 
 # %% auto #0
-__all__ = ['DEVICES', 'BYTES', 'OPTIMIZER_STATES', 'matmul_weights', 'flops_per_token', 'mfu', 'param_counts',
-           'activation_values', 'memory_budget', 'arithmetic_intensity', 'plot_roofline', 'decode_bound']
+__all__ = ['DEVICES', 'OPTIMIZER_STATES', 'matmul_weights', 'flops_per_token', 'mfu', 'param_counts', 'activation_values',
+           'memory_budget', 'arithmetic_intensity', 'plot_roofline', 'decode_bound']
 
 # %% ../nbs/17_performance.ipynb #51b3cd28
 def matmul_weights(config: TransformerConfig # a decoder's config
@@ -39,6 +37,7 @@ def flops_per_token(config: TransformerConfig, # a decoder's config
     `T x T` score and mix products (no causal halving; sliding windows counted in full). Norms, activations,
     softmax and the loss are left out."""
     c = config
+    if seq_len < 1: raise ValueError(f"seq_len must be at least 1, got {seq_len}")
     forward = 2 * matmul_weights(c) + 4 * c.n_layers * c.n_heads * c.head_dim * seq_len
     return 3 * forward if training else forward
 
@@ -58,7 +57,6 @@ def mfu(tokens_per_second: float, # training throughput
     return tokens_per_second * flops_per_token(config, seq_len, training=True) / peak_flops
 
 # %% ../nbs/17_performance.ipynb #c4ca18a8
-BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2}
 OPTIMIZER_STATES = {"adamw": 2, "sgd": 0}  # values kept per parameter
 
 def param_counts(config: TransformerConfig) -> tuple[int, int]:
@@ -94,14 +92,15 @@ def memory_budget(config: TransformerConfig, # a decoder's config
                  ) -> dict[str, int]:
     "Bytes for weights, gradients, optimizer state, activations and KV cache, and their total."
     if optimizer not in OPTIMIZER_STATES: raise ValueError(f"optimizer={optimizer!r} is not one of {tuple(OPTIMIZER_STATES)}")
+    if batch_size < 1 or seq_len < 1: raise ValueError(f"batch_size and seq_len must be at least 1, got {batch_size}, {seq_len}")
     n, tensors = param_counts(config)
-    size, act_size = BYTES[dtype], BYTES[activation_dtype or dtype]
+    size, act_size = dtype.itemsize, (activation_dtype or dtype).itemsize  # bytes per value
     budget = dict(weights=n * size, gradients=0, optimizer=0, activations=0, kv_cache=0)
     if training:
         steps = 4 * tensors if optimizer == "adamw" else 0  # AdamW's float32 step counter, one per tensor
         budget.update(gradients=n * size, optimizer=OPTIMIZER_STATES[optimizer] * n * size + steps,
                       activations=batch_size * seq_len * activation_values(config, seq_len) * act_size)
-    else: budget["kv_cache"] = batch_size * kv_cache_bytes(config, seq_len, BYTES[activation_dtype or dtype])
+    else: budget["kv_cache"] = batch_size * kv_cache_bytes(config, seq_len, act_size)
     return dict(budget, total=sum(budget.values()))
 
 # %% ../nbs/17_performance.ipynb #6a9521b8
@@ -128,6 +127,8 @@ def plot_roofline(points: dict[str, float], # label -> arithmetic intensity (FLO
     x = torch.logspace(-1, 5, 200)
     ax.loglog(x, torch.clamp(x * bandwidth, max=peak) / 1e12, "k-")
     ax.axvline(peak / bandwidth, color="gray", ls=":", label=f"ridge: {peak / bandwidth:.0f} FLOPs/byte")
+    ax.text(0.15, 0.15 * bandwidth / 1e12 * 1.6, "memory bandwidth ceiling", rotation=25, fontsize=9)
+    ax.text(400, peak / 1e12 * 0.5, "compute ceiling", fontsize=9)
     for label, intensity in points.items():
         ax.loglog([intensity], [min(peak, intensity * bandwidth) / 1e12], "o", ms=8, label=f"{label} ({intensity:,.0f})")
     ax.set(xlabel="arithmetic intensity (FLOPs per byte)", ylabel="attainable TFLOP/s (bf16)",
