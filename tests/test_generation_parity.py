@@ -13,6 +13,7 @@ from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCaus
                           BartConfig, BartForConditionalGeneration)
 from transformers.generation import logits_process as lp
 from llmbook.hub import from_hf
+from parity import randomize
 from llmbook.generation import (generate, stream, beam_search, generation_config, DecoderSession, apply_temperature,
                                 top_k_filter, top_p_filter, min_p_filter, repetition_penalty, no_repeat_ngram,
                                 logits_processors, apply_processors)
@@ -24,14 +25,16 @@ def gpt2(**kw):
     cfg = dict(vocab_size=V, n_positions=128, n_embd=64, n_layer=2, n_head=4, bos_token_id=BOS, eos_token_id=2,
                pad_token_id=PAD, attn_implementation="eager", initializer_range=0.1)
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(**{**cfg, **kw})).eval()
+    # small random biases: larger ones in the final LayerNorm add one direction to every hidden state, and the tied
+    # output layer then writes the same token or two over and over (too few distinct tokens to pick EOS among)
+    return randomize(GPT2LMHeadModel(GPT2Config(**{**cfg, **kw})), bias_std=0.02).eval()
 
 def llama(**kw):
     cfg = dict(vocab_size=V, hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
                num_key_value_heads=2, max_position_embeddings=128, bos_token_id=BOS, eos_token_id=2, pad_token_id=PAD,
                attn_implementation="eager", initializer_range=0.1)
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(**{**cfg, **kw})).eval()
+    return randomize(LlamaForCausalLM(LlamaConfig(**{**cfg, **kw}))).eval()
 
 FAMILIES = {"gpt2": gpt2, "llama": llama}
 
@@ -67,6 +70,32 @@ def eos_in_the_middle(hf, ids, mask, k=0):
         out = hf.generate(ids, attention_mask=mask, max_new_tokens=24, do_sample=False, eos_token_id=[], pad_token_id=PAD)
         _EOS[key] = common_tokens(out[:, P + 2:P + 12], V, exclude={PAD, BOS})  # chosen early, but not first
     return _EOS[key][k]
+
+def beam_eos(hf, ids, mask, kw, k=0, start=P, vocab=V, exclude=(PAD, BOS), also=(), **gen):
+    """EOS for a beam-search case, so that it stops: the k-th of the tokens that each prompt's best beam writes
+    (steps 3 to 12, or after `min_new_tokens`) when nothing stops the search, keeping only those with which
+    transformers' output holds an EOS. Beam search with such a token runs the same steps until it is among the
+    candidates, so the prompts get finished hypotheses. Returns the token and transformers' output with it."""
+    key = (hf.config.model_type, "beam", str(sorted(kw.items())))
+    if key not in _EOS:
+        settings = {"max_new_tokens": 24, **gen, **kw}
+        pad = gen.get("pad_token_id", hf.config.pad_token_id)  # no EOS; transformers' beam filler needs a nonzero pad id
+        free = hf.generate(ids, attention_mask=mask, do_sample=False, eos_token_id=[] if pad else [pad],
+                           **{**settings, "num_return_sequences": kw["num_beams"]})
+        first = start + max(2, kw.get("min_new_tokens", 0))
+        _EOS[key] = []
+        for eos in common_tokens(free[::kw["num_beams"], first:first + 10], vocab, exclude=set(exclude))[:8]:
+            eos = [*also, eos] if also else eos
+            out = hf.generate(ids, attention_mask=mask, do_sample=False, eos_token_id=eos, **settings)
+            if torch.isin(out[:, start:], torch.tensor(eos)).any(): _EOS[key].append((eos, out))
+            if len(_EOS[key]) == 2: break
+    assert len(_EOS[key]) > k, f"no EOS candidate stops {kw}: rebuild the case"
+    return _EOS[key][k]
+
+def assert_eos_reached(out, eos, start=P):
+    "The case is one that stops: EOS is in the output (where length penalty and early stopping decide)."
+    eos = torch.tensor(eos if isinstance(eos, list) else [eos])
+    assert torch.isin(out[:, start:], eos).any(), f"EOS {eos.tolist()} never reached: the case tests no stopping\n{out}"
 
 def common_tokens(new, vocab, exclude):
     "Token ids by the number of rows they appear in, then by count: good EOS candidates to stop several rows."
@@ -126,9 +155,11 @@ def test_greedy_min_new_tokens(pair):
 BEAM_CASES = [
     dict(num_beams=2), dict(num_beams=3), dict(num_beams=5),
     dict(num_beams=4, num_return_sequences=4), dict(num_beams=3, num_return_sequences=2),
-    dict(num_beams=3, length_penalty=0.0), dict(num_beams=3, length_penalty=2.0), dict(num_beams=3, length_penalty=-1.0),
+    dict(num_beams=3, length_penalty=0.0), dict(num_beams=3, length_penalty=-1.0),
+    # a length penalty of 2 favours the long unfinished beams: all beams are returned, so the finished ones show
+    dict(num_beams=3, length_penalty=2.0, num_return_sequences=3),
     dict(num_beams=3, early_stopping=True), dict(num_beams=3, early_stopping="never"),
-    dict(num_beams=4, early_stopping="never", length_penalty=2.0, num_return_sequences=3),
+    dict(num_beams=4, early_stopping="never", length_penalty=2.0, num_return_sequences=4),
     dict(num_beams=4, early_stopping="never", length_penalty=-0.5),
     dict(num_beams=3, early_stopping=True, length_penalty=0.5, num_return_sequences=3),
     dict(num_beams=3, repetition_penalty=1.4), dict(num_beams=3, no_repeat_ngram_size=2),
@@ -140,7 +171,10 @@ BEAM_CASES = [
 def test_beam_search(pair, kw, eos_k):
     hf, ours = pair
     ids, mask = prompts()
-    assert_same(*run_both(hf, ours, ids, mask, eos_token_id=eos_in_the_middle(hf, ids, mask, eos_k), **kw))
+    eos, a = beam_eos(hf, ids, mask, kw, eos_k, pad_token_id=PAD)
+    b = generate(ours, ids, attention_mask=mask, max_new_tokens=24, pad_token_id=PAD, eos_token_id=eos, **kw)
+    assert_same(a, b)
+    assert_eos_reached(b, eos)
 
 @pytest.mark.parametrize("kw", [dict(num_beams=3), dict(num_beams=4, num_return_sequences=2, length_penalty=0.7)], ids=str)
 def test_beam_search_no_eos_unpadded(pair, kw):
@@ -386,7 +420,7 @@ def t5(**kw):
     cfg = dict(vocab_size=SV, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, decoder_start_token_id=0,
                pad_token_id=0, eos_token_id=1, attn_implementation="eager", initializer_factor=0.5)
     torch.manual_seed(0)
-    m = T5ForConditionalGeneration(T5Config(**{**cfg, **kw})).eval()
+    m = randomize(T5ForConditionalGeneration(T5Config(**{**cfg, **kw}))).eval()
     # a random model with tied embeddings predicts its input token again and again (T5 would only ever write its
     # start token 0); an output layer of its own makes it write varied text. T5Config(tie_word_embeddings=False)
     # is not honoured by transformers 5.24, so untie by hand: the config flag also turns off the d**-0.5 scaling.
@@ -400,7 +434,7 @@ def bart(**kw):
                bos_token_id=0, pad_token_id=1, eos_token_id=2, decoder_start_token_id=2, attn_implementation="eager",
                init_std=0.1)
     torch.manual_seed(0)
-    return BartForConditionalGeneration(BartConfig(**{**cfg, **kw})).eval()
+    return randomize(BartForConditionalGeneration(BartConfig(**{**cfg, **kw}))).eval()
 
 # what each checkpoint's generation_config adds, passed to llmbook explicitly (BART forces EOS at the length limit)
 S2S = {"t5": (t5, {}), "bart": (bart, {"forced_eos_token_id": 2})}
@@ -428,14 +462,25 @@ def s2s_eos(hf, ids, mask, k=0):
     return _EOS[key][k]
 
 def assert_same_s2s(hf, a, b, eos):
-    "Equal ids; with T5's pad id 0, transformers' beam search fills with EOS where llmbook fills with the pad id."
-    pad = hf.config.pad_token_id
-    if pad == 0 and a.shape == b.shape and eos is not None:
-        fill = (b == pad) & (a != pad)
-        fill[:, 0] = False  # T5's decoder start token is 0 too
-        assert (a[fill] == eos).all(), f"transformers filled with something else than EOS\n{a}\n{b}"
-        a = a.masked_fill(fill, pad)
-    assert_same(a, b)
+    """Equal ids, finished beams compared exactly. Once a row has stopped, transformers fills the rest with
+    `pad_token_id or eos_token_id[0]` (EOS for T5, whose pad id is 0) and llmbook with the pad id: so each row must
+    be equal up to and including its first EOS, and hold only the filler after it."""
+    assert a.shape == b.shape, f"transformers {tuple(a.shape)} vs llmbook {tuple(b.shape)}\n{a}\n{b}"
+    pad, eos = hf.config.pad_token_id, torch.tensor(eos if isinstance(eos, list) else [eos])
+    hf_fill = pad or eos[0].item()
+    for r, (x, y) in enumerate(zip(a, b)):
+        stops = torch.isin(x[1:], eos).nonzero()  # x[0] is the decoder start token (T5's is the pad id 0)
+        end = 1 + stops[0, 0].item() if len(stops) else len(x) - 1
+        assert torch.equal(x[:end + 1], y[:end + 1]), f"row {r} differs up to its end\ntransformers {x}\nllmbook      {y}"
+        assert (x[end + 1:] == hf_fill).all(), f"row {r}: transformers filled with something else than {hf_fill}\n{x}"
+        assert (y[end + 1:] == pad).all() or torch.equal(y[end + 1:], x[end + 1:]), f"row {r}: llmbook filled with something else\n{y}"
+
+def s2s_beam_eos(hf, ids, mask, kw, k):
+    specials = {hf.config.pad_token_id, hf.config.decoder_start_token_id, getattr(hf.config, "bos_token_id", None)}
+    # BART forces its EOS at the length limit (`forced_eos_token_id`), so its real EOS is always one of the stops;
+    # its random model repeats one token per row, and those short finished beams lose to the forced long ones
+    also = (hf.config.eos_token_id,) if hf.config.model_type == "bart" else ()
+    return beam_eos(hf, ids, mask, kw, k, start=1, vocab=SV, exclude=specials - {None}, also=also, max_new_tokens=20)
 
 def run_s2s(hf, ours, extra, ids, mask, **kw):
     kw = {"max_new_tokens": 20, **kw}
@@ -469,18 +514,24 @@ S2S_BEAMS = [dict(num_beams=2), dict(num_beams=4, num_return_sequences=3), dict(
 def test_seq2seq_beam_search(s2s, kw, eos_k):
     hf, ours, extra = s2s
     ids, mask = sources(hf)
-    eos = s2s_eos(hf, ids, mask, eos_k)
-    a, b = run_s2s(hf, ours, extra, ids, mask, eos_token_id=eos, **kw)
+    eos, a = s2s_beam_eos(hf, ids, mask, kw, eos_k)
+    b = generate(ours, ids, attention_mask=mask, max_new_tokens=20, eos_token_id=eos, **extra, **kw)
     assert_same_s2s(hf, a, b, eos)
+    assert_eos_reached(b, eos, start=1)
 
 def test_t5_beam_fill_differs_only_after_eos():
-    "With T5's pad id 0, shorter beams are filled: transformers uses EOS, llmbook the pad id; the rest is equal."
+    """With T5's pad id 0, shorter beams are filled: transformers uses EOS, llmbook the pad id; the rest is equal.
+    llmbook's output with its EOS tokens replaced by the pad id (a beam that never stopped) fails the comparison."""
     hf = t5()
     ours = from_hf(hf)
     ids, mask = sources(hf)
-    eos = s2s_eos(hf, ids, mask)
-    a, b = run_s2s(hf, ours, {}, ids, mask, eos_token_id=eos, num_beams=4, num_return_sequences=4)
+    kw = dict(num_beams=4, num_return_sequences=4)
+    eos, a = s2s_beam_eos(hf, ids, mask, kw, 0)
+    b = generate(ours, ids, attention_mask=mask, max_new_tokens=20, eos_token_id=eos, **kw)
     assert_same_s2s(hf, a, b, eos)
+    assert ((b[:, 2:] == 0) & (a[:, 2:] == eos)).any(), "no row was filled: the case shows no difference"
+    with pytest.raises(AssertionError, match="differs up to its end"):
+        assert_same_s2s(hf, a, b.masked_fill(b == eos, hf.config.pad_token_id), eos)
 
 def test_seq2seq_static_cache_and_sampling(s2s):
     hf, ours, extra = s2s
