@@ -9,8 +9,9 @@ from .blocks import TransformerConfig
 from .decoder import Decoder, kv_cache_bytes
 
 # %% auto #0
-__all__ = ['DEVICES', 'OPTIMIZER_STATES', 'matmul_weights', 'flops_per_token', 'mfu', 'param_counts', 'activation_values',
-           'memory_budget', 'arithmetic_intensity', 'plot_roofline', 'decode_bound']
+__all__ = ['DEVICES', 'OPTIMIZER_STATES', 'HOST_READS', 'matmul_weights', 'flops_per_token', 'mfu', 'param_counts',
+           'activation_values', 'memory_budget', 'arithmetic_intensity', 'plot_roofline', 'decode_bound', 'HostReads',
+           'count_host_reads']
 
 # %% ../nbs/17_performance.ipynb #51b3cd28
 def matmul_weights(config: TransformerConfig # a decoder's config
@@ -143,3 +144,33 @@ def decode_bound(config: TransformerConfig, # a decoder's config
                 ) -> float:
     "Most tokens/s batch-1 decoding can reach: bandwidth / bytes of the weights one token reads (KV cache left out)."
     return bandwidth / (matmul_weights(config) * bytes_per_value)
+
+# %% ../nbs/17_performance.ipynb #61ca6668
+from collections import Counter
+from contextlib import contextmanager
+
+HOST_READS = ("item", "__bool__", "__int__", "__float__", "tolist") # the Tensor methods that bring a value back to Python
+
+class HostReads(Counter):
+    "How many times each of `HOST_READS` ran; `.total` is their sum."
+    @property
+    def total(self) -> int: return sum(self.values())
+
+def _counting(reads: HostReads, name: str, method):
+    "`method` of `torch.Tensor`, counting its calls in `reads[name]` (not while `torch.compile` traces)."
+    def read(self, *args, **kwargs):
+        if not torch.compiler.is_compiling(): reads[name] += 1
+        return method(self, *args, **kwargs)
+    return read
+
+@contextmanager
+def count_host_reads():
+    "Count the host reads made inside the `with` block: yields a `HostReads`, filled as the code runs."
+    reads = HostReads()
+    own = {name: torch.Tensor.__dict__.get(name) for name in HOST_READS}  # None: inherited from torch's C base class
+    for name in HOST_READS: setattr(torch.Tensor, name, _counting(reads, name, getattr(torch.Tensor, name)))
+    try: yield reads
+    finally:
+        for name, method in own.items():
+            if method is None: delattr(torch.Tensor, name)
+            else: setattr(torch.Tensor, name, method)
