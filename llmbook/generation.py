@@ -542,6 +542,7 @@ def generate(model: nn.Module, # a `Decoder` or an encoder-decoder (`Seq2Seq`)
              streamer=None, # called with each step's new tokens (N,); or an object with .put(ids) / .end()
              static_cache: bool = False, # preallocate the KV cache for the whole generation
              compile: bool = False, # run the one-token steps through `torch.compile` (fast on GPU)
+             assistant_model: nn.Module | None = None, # a small draft decoder: speculative decoding (chapter 17)
              **settings, # `GenerationConfig` fields: max_new_tokens, do_sample, top_p, num_beams, ...
             ) -> torch.Tensor:
     "Continue each prompt: returns `(B * num_return_sequences, L)` ids (prompt + new ones; decoder ids for seq2seq)."
@@ -550,6 +551,10 @@ def generate(model: nn.Module, # a `Decoder` or an encoder-decoder (`Seq2Seq`)
                         f"got {type(streamer).__name__}")
     cfg, session, max_new, processors, generator, stop = _setup(
         model, input_ids, attention_mask, settings, generator, seed, tokenizer, static_cache, compile)
+    if assistant_model is not None:  # greedy only, the same ids as without it: see the performance chapter
+        if streamer is not None: raise ValueError("speculative decoding (assistant_model) does not stream: pass streamer=None")
+        from llmbook.perf import speculative_generate  # the performance chapter builds on this one
+        return speculative_generate(model, assistant_model, session.prompt, cfg, max_new)[0]
     if cfg.num_beams > 1:
         if streamer is not None: raise ValueError("streaming needs num_beams=1: beam search only knows its result at the end")
         return beam_search(session, cfg, max_new, processors, generator, stop)[0]
