@@ -12,8 +12,8 @@ from fastcore.basics import patch
 from .embeddings import apply_rotary
 
 # %% auto #0
-__all__ = ['BACKENDS', 'attention_math', 'causal_mask', 'padding_mask', 'combine_masks', 'plot_attention', 'repeat_kv',
-           'attention', 'KVCache', 'Attention', 'attention_maps', 'attention_viewer']
+__all__ = ['BACKENDS', 'attention_math', 'causal_mask', 'padding_mask', 'combine_masks', 'plot_attention', 'plot_token_flow',
+           'repeat_kv', 'attention', 'KVCache', 'Attention', 'attention_maps', 'attention_viewer']
 
 # %% ../nbs/04_attention.ipynb #04723e9b
 def attention_math(q: torch.Tensor, # (B, H, T, D) queries
@@ -74,6 +74,34 @@ def plot_attention(weights: torch.Tensor, # (T, S) attention weights
     if keys is not None: ax.set_xticks(range(len(keys)), keys, rotation=90, fontsize=7)
     if tokens is not None: ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
     ax.set(xlabel="key", ylabel="query", title=title)
+    return ax
+
+# %% ../nbs/04_attention.ipynb #0c7fa7d9
+def plot_token_flow(mask: torch.Tensor, # (T, S) bool: query i may read key j
+                    keys: list[str], # labels of the S keys (bottom row)
+                    queries: list[str] | None = None, # labels of the T queries (top row); default: `keys`
+                    ax=None, # draw here (default: a new figure)
+                    key_y: float = 0.0, query_y: float = 1.0, # heights of the two rows
+                    key_x: float = 0.0, query_x: float = 0.0, # where each row starts (one unit per token)
+                    colour: str = "#4c72b0", title: str | None = None):
+    "Lines from each key to each query that `mask` lets read it: where the tokens flow."
+    import matplotlib.pyplot as plt
+    queries = keys if queries is None else queries
+    mask = torch.as_tensor(mask).bool()
+    if tuple(mask.shape) != (len(queries), len(keys)):
+        raise ValueError(f"mask has shape {tuple(mask.shape)}, expected ({len(queries)}, {len(keys)}): "
+                         f"one row per query, one column per key")
+    ax = ax or plt.subplots(figsize=(0.9 * max(len(keys), len(queries)) + 1, 2))[1]
+    for i, j in mask.nonzero().tolist():
+        ax.plot([key_x + j, query_x + i], [key_y + 0.12, query_y - 0.12], color=colour, lw=1, alpha=0.7)
+    box = dict(boxstyle="round,pad=0.25", fc="white", ec="#999")
+    for j, t in enumerate(keys): ax.text(key_x + j, key_y, t, ha="center", va="center", fontsize=8, bbox=box)
+    for i, t in enumerate(queries): ax.text(query_x + i, query_y, t, ha="center", va="center", fontsize=8, bbox=box)
+    ax.update_datalim([(key_x - 0.5, key_y - 0.2), (query_x + len(queries) - 0.5, query_y + 0.2),
+                       (key_x + len(keys) - 0.5, key_y - 0.2), (query_x - 0.5, query_y + 0.2)])
+    ax.autoscale_view()
+    ax.axis("off")
+    if title: ax.set_title(title, fontsize=9, pad=12)
     return ax
 
 # %% ../nbs/04_attention.ipynb #86ed2c39

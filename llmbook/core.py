@@ -11,7 +11,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['in_test', 'learner_hint', 'chapter_setup', 'get_device', 'seed_everything', 'autocast_dtype', 'autocast',
-           'count_params', 'format_size', 'param_bytes', 'evaluating']
+           'count_params', 'format_size', 'param_bytes', 'evaluating', 'draw_boxes']
 
 # %% ../nbs/00_core.ipynb #873d6d65
 def in_test() -> bool:
@@ -146,3 +146,56 @@ def evaluating(model: nn.Module # put in eval mode inside the `with`, then back 
         with torch.no_grad(): yield model
     finally:
         model.train(was_training)
+
+# %% ../nbs/00_core.ipynb #2c4d55b6
+def _box_edge(centre: tuple, # (x, y) of the box's centre
+              half: tuple, # half its width and half its height
+              towards: tuple, # the point the segment from the centre heads for
+             ) -> tuple:
+    "Where the segment from `centre` towards `towards` leaves the box: `_box_edge((0, 0), (1, .5), (4, 0)) -> (1, 0)`."
+    dx, dy = towards[0] - centre[0], towards[1] - centre[1]
+    t = min(half[0] / abs(dx) if dx else float("inf"), half[1] / abs(dy) if dy else float("inf"))
+    return centre[0] + t * dx, centre[1] + t * dy
+
+def draw_boxes(boxes: dict, # name -> (x, y, label), optionally followed by a colour (None: default) and a width
+               arrows=(), # (from, to) box names, optionally followed by a label and a bend (0: straight)
+               ax=None, # draw here (default: a new figure of `size`)
+               size: tuple = (6, 4), # figure size in inches, for a new figure
+               width: float = 1.6, # default box width, in data units
+               height: float = 0.5, # box height, in data units
+               title: str | None = None):
+    "A diagram: labelled boxes centred at (x, y), joined by arrows. Returns the matplotlib axis."
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+    ax = ax or plt.subplots(figsize=size)[1]
+    half = {}
+    for name, (x, y, label, *rest) in boxes.items():
+        colour = rest[0] if rest and rest[0] else "#e8eef7"
+        w = rest[1] if len(rest) > 1 else width
+        half[name] = (w / 2, height / 2)
+        ax.add_patch(FancyBboxPatch((x - w / 2, y - height / 2), w, height, fc=colour, ec="#555", lw=1,
+                                    boxstyle="round,pad=0,rounding_size=0.08"))
+        ax.text(x, y, label, ha="center", va="center", fontsize=8)
+    for a, b, *rest in arrows:
+        for n in (a, b):
+            if n not in boxes: raise ValueError(f"arrow ({a!r}, {b!r}) names {n!r}, which is not a box: boxes are {list(boxes)}")
+        label = rest[0] if rest else ""
+        bend = rest[1] if len(rest) > 1 else 0
+        ca, cb = boxes[a][:2], boxes[b][:2]
+        if bend:  # skips past other boxes: from and to the right sides
+            start, end = (ca[0] + half[a][0], ca[1]), (cb[0] + half[b][0], cb[1])
+        else:
+            start, end = _box_edge(ca, half[a], cb), _box_edge(cb, half[b], ca)
+        ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="-|>", color="#333", lw=1, shrinkA=0,
+                                                             shrinkB=0, connectionstyle=f"arc3,rad={bend}"))
+        if label:
+            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, label, fontsize=7, color="#444",
+                    ha="left", va="center", bbox=dict(fc="white", ec="none", pad=0.5))
+    xs, ys = [b[0] for b in boxes.values()], [b[1] for b in boxes.values()]
+    w_max = max((h[0] for h in half.values()), default=width / 2)
+    ax.set_xlim(min(xs, default=0) - w_max - 0.3, max(xs, default=0) + w_max + 0.6)
+    ax.set_ylim(min(ys, default=0) - height - 0.2, max(ys, default=0) + height + 0.2)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title: ax.set_title(title, fontsize=10)
+    return ax
