@@ -11,7 +11,8 @@ from .decoder import Decoder, kv_cache_bytes
 # %% auto #0
 __all__ = ['DEVICES', 'OPTIMIZER_STATES', 'HOST_READS', 'matmul_weights', 'flops_per_token', 'mfu', 'param_counts',
            'activation_values', 'memory_budget', 'arithmetic_intensity', 'plot_roofline', 'decode_bound', 'HostReads',
-           'count_host_reads']
+           'count_host_reads', 'greedy_pick', 'draft_tokens', 'accepted_tokens', 'SpeculativeStats',
+           'speculative_generate', 'quantize_absmax', 'Int8Linear', 'quantize_int8', 'logit_error']
 
 # %% ../nbs/17_performance.ipynb #51b3cd28
 def matmul_weights(config: TransformerConfig # a decoder's config
@@ -174,3 +175,228 @@ def count_host_reads():
         for name, method in own.items():
             if method is None: delattr(torch.Tensor, name)
             else: setattr(torch.Tensor, name, method)
+
+# %% ../nbs/17_performance.ipynb #0976032d
+import copy
+import math
+from dataclasses import dataclass
+from torch import nn
+import torch.nn.functional as F
+from fastcore.basics import patch
+from .attention import KVCache
+from .generation import GenerationConfig, logits_processors
+
+# %% ../nbs/17_performance.ipynb #e20f6bd7
+@patch
+def crop(self: KVCache, n: int, # positions to keep, counted from the start
+        ) -> KVCache:
+    "Forget every cached position from `n` on (dynamic cache only); returns self."
+    if self.max_len is not None:
+        raise ValueError(f"crop needs a dynamic cache (max_len=None), got a static one (max_len={self.max_len})")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= self.length:
+        raise ValueError(f"crop keeps n positions with 0 <= n <= {self.length} (the positions cached), got {n!r}")
+    for layer in range(self.n_layers):
+        if self.k[layer] is not None:
+            self.k[layer] = self.k[layer][:, :, :n]  # (B, Hkv, n, D)
+            self.v[layer] = self.v[layer][:, :, :n]
+        self.lengths[layer] = min(self.lengths[layer], n)
+    return self
+
+# %% ../nbs/17_performance.ipynb #d812792a
+def greedy_pick(logits: torch.Tensor # (..., V) next-token scores
+               ) -> torch.Tensor:
+    "The best token at every position, picked on float32 scores as `generate` picks it: `(...)`."
+    return logits.float().argmax(dim=-1)
+
+def draft_tokens(draft: nn.Module, # the assistant model, a `Decoder`
+                 ids: torch.Tensor, # (1, L) the sequence so far
+                 cache: KVCache, # the draft's own cache, holding a prefix of `ids`
+                 k: int, # tokens to propose
+                ) -> torch.Tensor:
+    "`(k,)` greedy tokens of `draft` after `ids`, one forward each; its cache then holds `ids` and k - 1 of them."
+    tokens = ids[:, cache.length:]  # (1, new) what the draft has not seen yet
+    proposed = []
+    for _ in range(k):
+        tokens = greedy_pick(draft(tokens, cache=cache)[:, -1])[:, None]  # (1, 1)
+        proposed.append(tokens)
+    return torch.cat(proposed, dim=1)[0] if proposed else ids.new_empty(0)
+
+# %% ../nbs/17_performance.ipynb #1ec76bc4
+def accepted_tokens(proposed: torch.Tensor, # (k,) the draft's tokens
+                    picks: torch.Tensor, # (k + 1,) the target's pick after the last token and after each proposal
+                   ) -> tuple[torch.Tensor, int]:
+    "The target's picks up to its first disagreement with the draft (included), and how many proposals it kept."
+    agree = (proposed == picks[:len(proposed)]).cumprod(dim=0)  # 1 while every proposal so far matched
+    n = int(agree.sum())
+    return picks[:n + 1], n
+
+# %% ../nbs/17_performance.ipynb #d5646e0c
+@dataclass
+class SpeculativeStats:
+    "What one speculative generation did."
+    proposed: int = 0 # draft tokens the target checked
+    accepted: int = 0 # of those, the ones equal to the target's own pick (before its first disagreement)
+    target_forwards: int = 0 # forward passes of the target, the prompt's included
+    new_tokens: int = 0 # tokens added to the prompt
+
+    @property
+    def acceptance_rate(self) -> float:
+        "accepted / proposed (nan when nothing was proposed)."
+        return self.accepted / self.proposed if self.proposed else math.nan
+
+# %% ../nbs/17_performance.ipynb #8920682f
+def _device(model: nn.Module) -> torch.device: return next(model.parameters()).device
+
+def _check_speculative(model, assistant_model, input_ids, attention_mask, cfg: GenerationConfig, max_new_tokens,
+                       num_assistant_tokens) -> int:
+    "Raise a clear error for any setting `speculative_generate` cannot reproduce exactly; returns the left padding."
+    for name, m in (("model", model), ("assistant_model", assistant_model)):
+        if getattr(m, "family", None) != "decoder":
+            raise TypeError(f"speculative decoding needs two decoders; {name} is a {type(m).__name__} "
+                            f"with family {getattr(m, 'family', None)!r}")
+    if cfg.do_sample: raise ValueError("speculative_generate is greedy: do_sample=True is not supported")
+    if cfg.num_beams != 1: raise ValueError(f"speculative_generate is greedy: num_beams={cfg.num_beams}, expected 1")
+    if cfg.num_return_sequences != 1:
+        raise ValueError(f"speculative_generate returns one sequence: "
+                         f"num_return_sequences={cfg.num_return_sequences}, expected 1")
+    if cfg.stop_strings: raise ValueError(f"speculative_generate does not support stop_strings, got {cfg.stop_strings!r}")
+    if not isinstance(input_ids, torch.Tensor) or input_ids.ndim != 2 or input_ids.dtype.is_floating_point:
+        raise ValueError(f"input_ids must be a (1, T) tensor of token ids, got {type(input_ids).__name__} "
+                         f"of shape {tuple(getattr(input_ids, 'shape', ()))}")
+    B, T = input_ids.shape
+    if B != 1: raise ValueError(f"speculative_generate decodes one prompt: input_ids has {B} rows, expected 1")
+    if T == 0: raise ValueError("the prompt is empty: pass at least one token")
+    pads = 0
+    if attention_mask is not None:
+        if tuple(attention_mask.shape) != (1, T):
+            raise ValueError(f"attention_mask must have the shape of input_ids {(1, T)}, got {tuple(attention_mask.shape)}")
+        tokens = attention_mask[0].bool()
+        pads = T - int(tokens.sum())
+        if pads == T or not bool(tokens[pads:].all()):
+            raise ValueError(f"attention_mask must be 0 for left padding, then 1 for at least one token; "
+                             f"got {attention_mask[0].tolist()}")
+    for name, n in (("max_new_tokens", max_new_tokens), ("num_assistant_tokens", num_assistant_tokens)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"{name} must be an int >= 1, got {n!r}")
+    processors = logits_processors(cfg, T, max_new_tokens)  # the same list `generate` builds
+    if processors:
+        raise ValueError(f"speculative_generate compares the target's raw greedy picks, but these settings change "
+                         f"the scores: {processors}")
+    v, v_draft = model.config.vocab_size, assistant_model.config.vocab_size
+    if v != v_draft:
+        raise ValueError(f"the assistant's vocabulary has {v_draft} tokens and the model's {v}: they must be the same")
+    if _device(model) != _device(assistant_model):
+        raise ValueError(f"the assistant is on {_device(assistant_model)} and the model on {_device(model)}: "
+                         f"put both on one device")
+    for name, m in (("model", model), ("assistant_model", assistant_model)):
+        if T - pads + max_new_tokens > m.config.max_seq_len:
+            raise ValueError(f"{T - pads} prompt tokens + max_new_tokens={max_new_tokens} do not fit the context of "
+                             f"{name} ({m.config.max_seq_len} tokens)")
+    return pads
+
+# %% ../nbs/17_performance.ipynb #c3f24630
+@torch.no_grad()
+def speculative_generate(model: nn.Module, # the target, a `Decoder`
+                         assistant_model: nn.Module, # the draft: a smaller or int8 `Decoder` with the same vocabulary
+                         input_ids: torch.Tensor, # (1, T) one prompt
+                         cfg: GenerationConfig, # from `generation_config`: greedy; its `eos_ids` end generation
+                         max_new_tokens: int, # tokens to add at most
+                         num_assistant_tokens: int = 5, # tokens the draft proposes per round
+                         attention_mask: torch.Tensor | None = None, # (1, T): 0 for left padding, as in `generate`
+                        ) -> tuple[torch.Tensor, SpeculativeStats]:
+    "Greedy decoding checked by a draft model: `(1, L)` ids, the same as greedy `generate`, and what the draft did."
+    pads = _check_speculative(model, assistant_model, input_ids, attention_mask, cfg, max_new_tokens,
+                              num_assistant_tokens)
+    padding, ids = input_ids[:, :pads], input_ids[:, pads:].long().to(_device(model))  # positions count real tokens
+    prompt_len = ids.shape[1]
+    eos = torch.tensor(cfg.eos_ids, dtype=torch.long, device=ids.device)
+    cache, draft_cache = model.new_cache(), assistant_model.new_cache()
+    stats = SpeculativeStats(target_forwards=1)
+    new = greedy_pick(model(ids, cache=cache)[:, -1])  # (1,): the prompt, run as `generate` runs it
+    while True:
+        is_eos = torch.isin(new, eos)
+        stop = bool(is_eos.any())
+        if stop: new = new[:int(is_eos.int().argmax()) + 1]  # up to and including the first EOS
+        ids = torch.cat([ids, new[None]], dim=1)  # (1, L)
+        added = ids.shape[1] - prompt_len
+        if stop or added == max_new_tokens: break
+        k = min(num_assistant_tokens, max_new_tokens - added - 1)  # a round adds at most k + 1 tokens
+        proposed = draft_tokens(assistant_model, ids, draft_cache, k)  # (k,)
+        scores = model(torch.cat([ids[:, -1:], proposed[None]], dim=1), cache=cache)[0]  # (k + 1, V): one pass
+        new, n = accepted_tokens(proposed, greedy_pick(scores))
+        stats.proposed += k
+        stats.accepted += n
+        stats.target_forwards += 1
+        keep = ids.shape[1] + n  # the sequence after this round, minus its newest token
+        cache.crop(keep)
+        draft_cache.crop(min(draft_cache.length, keep))
+    stats.new_tokens = ids.shape[1] - prompt_len
+    return torch.cat([padding.to(ids), ids], dim=1), stats
+
+# %% ../nbs/17_performance.ipynb #0d376a6c
+def quantize_absmax(weight: torch.Tensor # (out, in) float
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Symmetric int8 per output row: `(q, scale)` with `weight ≈ q * scale[:, None]`, q in [-127, 127]."
+    if weight.ndim != 2 or not weight.dtype.is_floating_point:
+        raise ValueError(f"quantize_absmax takes a 2-D float weight, got {weight.dtype} of shape {tuple(weight.shape)}")
+    w = weight.detach().float()
+    scale = w.abs().amax(dim=1) / 127  # (out,)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # a row of zeros: any scale gives q = 0
+    q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)  # (out, in)
+    return q, scale
+
+# %% ../nbs/17_performance.ipynb #5752bc83
+class Int8Linear(nn.Module):
+    "A linear layer with int8 weights and one float scale per output channel, computing in the input's dtype."
+    def __init__(self, weight_int8: torch.Tensor, # (out, in) int8
+                 scale: torch.Tensor, # (out,) float
+                 bias: torch.Tensor | None = None, # (out,) float
+                ):
+        super().__init__()
+        if weight_int8.dtype != torch.int8 or weight_int8.ndim != 2:
+            raise ValueError(f"weight_int8 must be a 2-D int8 tensor, got {weight_int8.dtype} {tuple(weight_int8.shape)}")
+        self.out_features, self.in_features = weight_int8.shape
+        self.register_buffer("weight_int8", weight_int8)
+        self.register_buffer("scale", scale)
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> "Int8Linear":
+        "Quantize an `nn.Linear` (scales kept in its weight's dtype)."
+        q, scale = quantize_absmax(linear.weight)
+        return cls(q, scale.to(linear.weight.dtype), linear.bias)
+
+    def dequantized_weight(self) -> torch.Tensor:
+        "The float weight the int8 values stand for, `(out, in)`: the written-out version of `forward`."
+        return self.weight_int8.to(self.scale.dtype) * self.scale[:, None]
+
+    def forward(self, x: torch.Tensor # (..., in)
+               ) -> torch.Tensor:
+        y = F.linear(x, self.weight_int8.to(x.dtype)) * self.scale.to(x.dtype)  # (..., out): x @ q.T, then scales
+        return y if self.bias is None else y + self.bias.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+# %% ../nbs/17_performance.ipynb #f1e1caa6
+def quantize_int8(model: nn.Module # left unchanged
+                 ) -> nn.Module:
+    "A copy of `model` whose `nn.Linear` layers are `Int8Linear` (the output head too; embedding tables stay float)."
+    model = copy.deepcopy(model)
+    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears: raise ValueError(f"{type(model).__name__} has no nn.Linear layer to quantize")
+    for name, linear in linears:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, Int8Linear.from_linear(linear))
+    return model
+
+# %% ../nbs/17_performance.ipynb #ae71c550
+@torch.no_grad()
+def logit_error(model: nn.Module, # the float model
+                other: nn.Module, # an approximation of it, e.g. `quantize_int8(model)`
+                input_ids: torch.Tensor, # (B, T) token ids
+               ) -> dict:
+    "How far `other`'s logits are from `model`'s: max abs difference, relative to max |logit|, argmax agreement."
+    a, b = model(input_ids).float(), other(input_ids).float()  # (B, T, V)
+    diff = (a - b).abs().max().item()
+    return dict(max_abs=diff, max_rel=diff / a.abs().max().item(),
+                same_argmax=(a.argmax(-1) == b.argmax(-1)).float().mean().item())
