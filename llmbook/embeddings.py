@@ -5,13 +5,15 @@
 # %% ../nbs/03_embeddings.ipynb #1a5a0299
 from __future__ import annotations
 import math
+from contextlib import contextmanager
 import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['ROPE_SCALINGS', 'POSITIONS', 'check_ids', 'TokenEmbedding', 'LearnedPositions', 'sinusoidal_positions',
-           'plot_positions', 'rotate_half', 'RotaryEmbedding', 'apply_rotary', 'check_rope_scaling',
-           'scale_frequencies', 'plot_rope', 'rope_explorer', 'relative_bucket', 'RelativePositionBias', 'Positions']
+__all__ = ['ROPE_SCALINGS', 'POSITIONS', 'check_ids', 'ids_checked_on_host', 'TokenEmbedding', 'LearnedPositions',
+           'sinusoidal_positions', 'plot_positions', 'rotate_half', 'RotaryEmbedding', 'apply_rotary',
+           'check_rope_scaling', 'scale_frequencies', 'plot_rope', 'rope_explorer', 'relative_bucket',
+           'RelativePositionBias', 'Positions']
 
 # %% ../nbs/03_embeddings.ipynb #3f7bb534
 def check_ids(ids: torch.Tensor, # integer token ids
@@ -26,6 +28,16 @@ def check_ids(ids: torch.Tensor, # integer token ids
         bad = ids[(ids < 0) | (ids >= vocab_size)][0].item()
         raise ValueError(f"token id {bad} is outside the vocabulary [0, {vocab_size})")
 
+_ids_checked_on_host = False  # True inside `ids_checked_on_host()`
+
+@contextmanager
+def ids_checked_on_host():
+    "Inside, the token and position tables skip their range checks: the caller checked the ids before the copy."
+    global _ids_checked_on_host
+    before, _ids_checked_on_host = _ids_checked_on_host, True
+    try: yield
+    finally: _ids_checked_on_host = before
+
 class TokenEmbedding(nn.Embedding):
     "An embedding table that checks its ids; `num_embeddings` may be padded above `vocab_size`."
     def __init__(self, vocab_size: int, # number of real tokens
@@ -37,7 +49,7 @@ class TokenEmbedding(nn.Embedding):
             raise ValueError(f"padded_size {padded_size} is smaller than vocab_size {vocab_size}")
         self.vocab_size = vocab_size
     def forward(self, ids): # (B, T) -> (B, T, d_model)
-        check_ids(ids, self.vocab_size)
+        if not _ids_checked_on_host: check_ids(ids, self.vocab_size)
         return super().forward(ids)
 
 # %% ../nbs/03_embeddings.ipynb #1190a353
@@ -47,7 +59,8 @@ class LearnedPositions(nn.Embedding):
                  d_model: int):
         super().__init__(max_seq_len, d_model)
     def forward(self, position_ids): # (B, T) or (T,) -> (..., T, d_model)
-        if not torch.compiler.is_compiling() and position_ids.numel() and int(position_ids.max()) >= self.num_embeddings:
+        eager = not (torch.compiler.is_compiling() or _ids_checked_on_host)
+        if eager and position_ids.numel() and int(position_ids.max()) >= self.num_embeddings:
             raise ValueError(f"position {int(position_ids.max())} is past the context length {self.num_embeddings}")
         return super().forward(position_ids)
 

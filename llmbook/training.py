@@ -17,6 +17,7 @@ from torch import nn
 from fastcore.basics import patch
 from .core import get_device, autocast_dtype, evaluating
 from .data import IGNORE_INDEX
+from .embeddings import check_ids, ids_checked_on_host
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'DEFAULT_OBJECTIVE', 'PRECISIONS', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'token_loss', 'perplexity',
@@ -165,8 +166,8 @@ class BatchStream:
     def next_step(self) -> list[list[int]]:
         "This process's micro-batches (lists of example indices) for the next step; advances the position."
         if self.offset + self.global_batch > self.n: self.epoch, self.offset, self._order = self.epoch + 1, 0, None
-        if self._order is None: self._order = self.order(self.epoch)
-        step = self._order[self.offset:self.offset + self.global_batch].tolist()
+        if self._order is None: self._order = self.order(self.epoch).tolist()  # one host read per epoch
+        step = self._order[self.offset:self.offset + self.global_batch]
         self.offset += self.global_batch
         B, W = self.batch_size, self.world_size
         micro = [step[i * B * W:(i + 1) * B * W] for i in range(self.accumulate)]
@@ -320,7 +321,10 @@ def enable_tf32(enabled: bool = True, # False: back to full float32 matmuls
 
 # %% ../nbs/10_training.ipynb #cbd565a4
 def _to(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    "The batch on `device`; to a GPU from pinned memory, so the copy does not wait for the GPU's queue."
+    pin = device.type == "cuda"
+    return {k: (v.pin_memory() if pin and v.device.type == "cpu" else v).to(device, non_blocking=True)
+            if torch.is_tensor(v) else v for k, v in batch.items()}
 
 def _autocast(device: torch.device, dtype):
     return torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext()
@@ -455,7 +459,10 @@ def _make_optimizer(self: Trainer):
 def _start_history(self: Trainer):
     "Step 0: nothing trained, recorded or saved yet."
     self.step = 0
-    self.history = []  # one row per step
+    self._history = []  # one row per step whose numbers were read back (`history` reads the last one)
+    self._pending = None  # the last step's loss and gradient norm, still on the device
+    self._tokens = 0  # tokens trained on so far
+    self._ids_checked = False  # the current micro-batches' ids were checked on the host
     self.evals = []  # one row per evaluation
     self.elapsed = 0.0  # seconds spent in training steps
     self.should_stop = False  # a callback sets it to end `fit`
@@ -500,20 +507,44 @@ def fit(self: Trainer,
         while self.step < self.end_step and not self.should_stop:
             self.train_step()
             self.callback("after_step")
+        self.settle()  # the last step's numbers, before the callbacks that end the run look at them
         self.callback("after_fit")
     finally:
         self.callback("cleanup")
     return self.history
 
 # %% ../nbs/10_training.ipynb #e90b5a26
+def _count_labels(batch: dict) -> int | None:
+    "The labelled positions of a batch still on the host (None: it is on a device, counting would wait for it)."
+    labels = batch["labels"]
+    if labels.device.type != "cpu": return None
+    return int(np.count_nonzero(labels.numpy() != IGNORE_INDEX))
+
+@patch
+def _check_on_host(self: Trainer, batch: dict) -> bool:
+    "Check a host batch's token ids against the vocabulary; False where the model must check them itself."
+    vocab = getattr(getattr(self.model, "config", None), "vocab_size", None)
+    keys = [k for k in ("input_ids", "decoder_input_ids") if k in batch]
+    if vocab is None or self.task not in OBJECTIVES.values(): return False  # a custom objective: ids we do not know
+    if not all(torch.is_tensor(batch[k]) and batch[k].device.type == "cpu" for k in keys): return False
+    for k in keys:
+        ids = batch[k]
+        if ids.dtype.is_floating_point or ids.dtype in (torch.bool, torch.bfloat16): check_ids(ids, vocab)  # raises
+        values = ids.numpy()
+        if values.size and (values.min() < 0 or values.max() >= vocab): check_ids(ids, vocab)  # raises, naming the id
+    return True
+
 @patch
 def _micro_batches(self: Trainer) -> tuple[list[dict], torch.Tensor]:
     "This process's micro-batches for the next step, on its device, and the labels of the whole global step."
-    micro = [_to(self.collate([self.train_data[i] for i in idx]), self.device) for idx in self.stream.next_step()]
-    n_labels = sum((b["labels"] != IGNORE_INDEX).sum() for b in micro).double()
-    if self.world_size > 1: dist.all_reduce(n_labels)  # labels of the whole global step
-    if n_labels.item() == 0:
+    host = [self.collate([self.train_data[i] for i in idx]) for idx in self.stream.next_step()]
+    self._ids_checked = all([self._check_on_host(b) for b in host])  # every batch checked (the list: no short cut)
+    counts = [_count_labels(b) for b in host]
+    if self.world_size == 1 and None not in counts and sum(counts) == 0:  # more processes: checked in `settle`
         raise ValueError(f"step {self.step + 1} has no labelled position: every label is IGNORE_INDEX")
+    micro = [_to(b, self.device) for b in host]
+    n_labels = sum((b["labels"] != IGNORE_INDEX).sum() for b in micro).double()  # on the device: no read
+    if self.world_size > 1: dist.all_reduce(n_labels)  # labels of the whole global step
     return micro, n_labels
 
 @patch
@@ -522,9 +553,10 @@ def _backward(self: Trainer, micro: list[dict], n_labels: torch.Tensor) -> torch
     model = self.train_model
     scale = (self.world_size / n_labels).float()  # DDP averages over processes; this makes it the global mean
     loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+    checked = ids_checked_on_host if self._ids_checked else nullcontext
     for i, batch in enumerate(micro):
         sync_now = self.world_size == 1 or i == len(micro) - 1
-        with (nullcontext() if sync_now else model.no_sync()):
+        with (nullcontext() if sync_now else model.no_sync()), checked():
             with _autocast(self.device, self.dtype):
                 loss = token_loss(self.task(model, batch), batch["labels"], "sum")
             (loss * scale).backward()
@@ -534,37 +566,56 @@ def _backward(self: Trainer, micro: list[dict], n_labels: torch.Tensor) -> torch
 
 # %% ../nbs/10_training.ipynb #218fab7d
 @patch
-def _check_finite(self: Trainer, loss: float, grad_norm: float, lr: float):
-    "Stop with `TrainingDiverged`, before the update, if the loss or the gradient norm is not finite."
+def _check_finite(self: Trainer, row: dict):
+    "Stop with `TrainingDiverged` if a step's loss or gradient norm is not finite."
+    loss, grad_norm = row["loss"], row["grad_norm"]
     if math.isfinite(loss) and math.isfinite(grad_norm): return
     self.optimizer.zero_grad(set_to_none=True)
     what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {grad_norm}"
     if self.last_checkpoint: kept = f"the last good checkpoint is {self.last_checkpoint}"
     else: kept = "no checkpoint was written"
-    raise TrainingDiverged(f"{what} at step {self.step + 1}: training stopped before the update; {kept}. "
-                           f"Try a lower lr (now {lr:.3g}), more warmup, or gradient clipping")
+    raise TrainingDiverged(f"{what} at step {row['step']}: training stopped (that step's update was applied, "
+                           f"the weights in memory are damaged); {kept}. "
+                           f"Try a lower lr (now {row['lr']:.3g}), more warmup, or gradient clipping")
+
+@patch
+def settle(self: Trainer):
+    "Read the last step's loss and gradient norm back (one host read), check them, and add its row to the history."
+    pending, self._pending = self._pending, None
+    if pending is None: return
+    loss, grad_norm, n_labels = pending.pop("numbers").tolist()
+    if n_labels == 0:
+        raise ValueError(f"step {pending['step']} has no labelled position: every label is IGNORE_INDEX")
+    row = {"step": pending["step"], "loss": loss, "lr": pending["lr"], "grad_norm": grad_norm,
+           "tokens": pending["tokens"], "time": pending["time"]}
+    self._check_finite(row)
+    self._history.append(row)
+
+@patch(as_prop=True)
+def history(self: Trainer) -> list[dict]:
+    "One row per step taken (reading it settles the last step: a host read)."
+    self.settle()
+    return self._history
 
 @patch
 def train_step(self: Trainer):
-    "One optimizer step (with accumulation over micro-batches)."
+    "One optimizer step (with accumulation over micro-batches); the previous step is settled meanwhile."
     t0 = time.perf_counter()
     self.train_model.train()
     lr = self.schedule(self.step)
     for group in self.optimizer.param_groups: group["lr"] = lr
     micro, n_labels = self._micro_batches()
     loss_sum = self._backward(micro, n_labels)
+    self.settle()  # the previous step's numbers, while the device works on this one; before this update
     max_norm = self.config.max_grad_norm or math.inf
-    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item()
-    loss = (loss_sum / n_labels).item()
-    self._check_finite(loss, grad_norm, lr)
+    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
     self.optimizer.step()
     self.optimizer.zero_grad(set_to_none=True)
     self.step += 1
     self.elapsed += time.perf_counter() - t0
-    seen = self.history[-1]["tokens"] if self.history else 0
-    tokens = sum(b["input_ids"].numel() for b in micro) * self.world_size
-    self.history.append({"step": self.step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                         "tokens": seen + tokens, "time": self.elapsed})
+    self._tokens += sum(b["input_ids"].numel() for b in micro) * self.world_size
+    numbers = torch.stack([loss_sum / n_labels, grad_norm.double(), n_labels])  # read together, by `settle`
+    self._pending = {"step": self.step, "numbers": numbers, "lr": lr, "tokens": self._tokens, "time": self.elapsed}
 
 # %% ../nbs/10_training.ipynb #b79e1af2
 @patch
@@ -619,7 +670,8 @@ class ProgressCallback(Callback):
             self.bar = tqdm(**settings, dynamic_ncols=True)
     def after_step(self, t):
         if self.bar is None: return
-        row = t.history[-1]
+        if not t._history: return self.bar.update(1)  # nothing read back yet
+        row = t._history[-1]  # the rows already read back: the bar shows the loss one step late, without waiting
         speed = row["tokens"] / max(row["time"], 1e-9)
         post = {"loss": f"{row['loss']:.3f}", "lr": f"{row['lr']:.2e}", "tok/s": f"{speed:,.0f}"}
         if t.evals: post["valid"] = f"{t.evals[-1]['loss']:.3f}"
@@ -688,7 +740,8 @@ class LivePlot(Callback):
         self.handle = display(self._image(t), display_id=True)
         self.last = time.monotonic()
     def _update(self, t, force=False):
-        if self.handle is not None and t.history and (force or time.monotonic() - self.last > self.every):
+        if self.handle is None or not (force or time.monotonic() - self.last > self.every): return
+        if t.history:  # read back at most every `every` seconds
             self.handle.update(self._image(t))
             self.last = time.monotonic()
     def after_step(self, t): self._update(t)
@@ -845,6 +898,7 @@ def _write_checkpoint(self: Trainer, folder: Path, gathered: list):
 def save_checkpoint(self: Trainer) -> Path | None:
     "Write a checkpoint of the current step into `out` (rank 0 writes; every rank must call it)."
     if self.out is None: raise ValueError("this trainer has no output folder (out=None)")
+    self.settle()  # a diverged step is found here, before anything is written
     gathered = self._gather_rng()  # every process's random state goes into the checkpoint
     final = self.out / f"checkpoint-{self.step:07d}"
     if final.exists() and final != self.last_checkpoint:  # never replace another run's checkpoint
@@ -911,8 +965,10 @@ def _load_progress(self: Trainer, meta: dict, tensors: dict):
     self.elapsed = meta["elapsed"]
     self.evals = meta["evals"]
     cols = {k: tensors[f"history/{k}"].tolist() for k in ("loss", "lr", "grad_norm", "tokens", "time")}
-    self.history = [{"step": s + 1, **{k: (int(v[s]) if k == "tokens" else v[s]) for k, v in cols.items()}}
-                    for s in range(len(cols["loss"]))]
+    self._history = [{"step": s + 1, **{k: (int(v[s]) if k == "tokens" else v[s]) for k, v in cols.items()}}
+                     for s in range(len(cols["loss"]))]
+    self._pending = None
+    self._tokens = self._history[-1]["tokens"] if self._history else 0
     self.stream.load_state_dict(meta["data"])
     r = self.rank if self.rank < len(meta["rng"]) else 0
     rng_tensors = {k.split("/", 2)[2]: v for k, v in tensors.items() if k.startswith(f"rng/{r}/")}
