@@ -37,7 +37,8 @@ FULL = dict(vocab=50257, d=768, layers=12, heads=12, ctx=1024, prompt=16, new=12
             train_batch=16, train_len=1024, train_steps=5, repeats=5)
 SMOKE = dict(vocab=256, d=64, layers=2, heads=4, ctx=64, prompt=8, new=16, big_batch=4,
              train_batch=4, train_len=32, train_steps=3, repeats=3)
-HEADER = ["row", "implementation", "tokens/s", "ms/step", "x transformers", "MFU", "graphs", "same as transformers"]
+HEADER = ["row", "implementation", "tokens/s", "ms/step", "x transformers", "MFU", "graphs",
+          "same as transformers"]
 
 def sync(device: torch.device):
     "Wait for the GPU's queued work (a no-op on the CPU, where work is done when the call returns)."
@@ -59,7 +60,7 @@ class Budget:
 
 @contextlib.contextmanager
 def use_backend(backend: str | None):
-    "Make every `torch.compile` (llmbook's, transformers', ours) use `backend` (modes dropped); None: unchanged."
+    "Make every `torch.compile` (llmbook's, transformers', ours) use `backend` (modes dropped); None: as is."
     real = torch.compile
     def compile(model=None, **kwargs):
         kwargs.pop("mode", None)
@@ -107,7 +108,8 @@ def warm_up(what: str, fn, times: int, keep=lambda x: x) -> tuple:
     first = keep(fn())
     for _ in range(times - 1): fn()
     graphs = dynamo_graphs() - graphs
-    print(f"  warm-up {what}: {time.perf_counter() - t:.1f} s, {graphs} graphs compiled", file=sys.stderr, flush=True)
+    seconds = time.perf_counter() - t
+    print(f"  warm-up {what}: {seconds:.1f} s, {graphs} graphs compiled", file=sys.stderr, flush=True)
     return first, graphs
 
 def add(rows: list, row: list):
@@ -132,10 +134,11 @@ def gpt2_models(s: dict, device: torch.device, dtype: torch.dtype, nanogpt_path:
     from llmbook.hub import from_hf
     torch.manual_seed(0)
     pad = 1  # token ids inside the vocabulary; EOS is switched off at generation time
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=s["vocab"], n_positions=s["ctx"], n_embd=s["d"], n_layer=s["layers"],
-                                    n_head=s["heads"], bos_token_id=0, eos_token_id=0, pad_token_id=pad,
-                                    resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,  # as llmbook's preset
-                                    initializer_range=0.1, attn_implementation="sdpa")).eval()
+    config = GPT2Config(vocab_size=s["vocab"], n_positions=s["ctx"], n_embd=s["d"], n_layer=s["layers"],
+                        n_head=s["heads"], bos_token_id=0, eos_token_id=0, pad_token_id=pad,
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,  # as llmbook's preset
+                        initializer_range=0.1, attn_implementation="sdpa")
+    hf = GPT2LMHeadModel(config).eval()
     ours = from_hf(hf)
     want = preset("gpt2", vocab_size=s["vocab"], max_seq_len=s["ctx"], d_model=s["d"], n_layers=s["layers"],
                   n_heads=s["heads"])
@@ -149,7 +152,8 @@ def gpt2_models(s: dict, device: torch.device, dtype: torch.dtype, nanogpt_path:
 
 def load_nanogpt(path: str):
     "Import nanoGPT's model.py from a file path (it is not a package)."
-    if not os.path.isfile(path): raise FileNotFoundError(f"--nanogpt {path!r}: no such file (nanoGPT's model.py)")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--nanogpt {path!r}: no such file (nanoGPT's model.py)")
     spec = importlib.util.spec_from_file_location("nanogpt_model", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -160,8 +164,8 @@ def load_nanogpt(path: str):
 def nanogpt_model(path: str, hf, s: dict):
     "nanoGPT's GPT with transformers' weights (its own `from_pretrained` recipe: Conv1D weights transposed)."
     module = load_nanogpt(path)
-    config = module.GPTConfig(block_size=s["ctx"], vocab_size=s["vocab"], n_layer=s["layers"], n_head=s["heads"],
-                              n_embd=s["d"], dropout=0.0, bias=True)
+    config = module.GPTConfig(block_size=s["ctx"], vocab_size=s["vocab"], n_layer=s["layers"],
+                              n_head=s["heads"], n_embd=s["d"], dropout=0.0, bias=True)
     with contextlib.redirect_stdout(io.StringIO()): model = module.GPT(config)  # it prints its size
     from transformers.pytorch_utils import Conv1D
     conv1d = {f"{name}.weight" for name, m in hf.named_modules() if isinstance(m, Conv1D)}  # stored (in, out)
@@ -170,7 +174,8 @@ def nanogpt_model(path: str, hf, s: dict):
     with torch.no_grad():
         for k, v in theirs.items():
             if k in conv1d: v = v.t()
-            if v.shape != mine[k].shape: raise RuntimeError(f"nanoGPT's {k} is {tuple(mine[k].shape)}, transformers' {tuple(v.shape)}")
+            if v.shape != mine[k].shape:
+                raise RuntimeError(f"nanoGPT's {k} is {tuple(mine[k].shape)}, transformers' {tuple(v.shape)}")
             mine[k].copy_(v)
     model.eval()
     check_nanogpt(model, hf, s["vocab"])
@@ -185,11 +190,13 @@ def check_nanogpt(model, hf, vocab: int):
     with torch.no_grad():
         err = (model(x)[0][:, -1] - hf(x).logits[:, -1]).abs().max().item()
     for b, g in zip(model.transformer.h, exact): b.mlp.gelu = g
-    if err > 1e-4: raise RuntimeError(f"nanoGPT's logits differ from transformers' by {err:.2e}: weights not copied right")
+    if err > 1e-4:
+        raise RuntimeError(f"nanoGPT's logits differ from transformers' by {err:.2e}: weights not copied right")
 
 # ---------------------------------------------------------------------------------------------- decoding
 
-DECODE_ROWS = (("greedy", 1, {}), ("beam-4", 1, {"num_beams": 4}), ("greedy", "big_batch", {}))  # big: 32 (smoke 4)
+# (decoding, batch size or the size's key, generate settings); big_batch is 32 (smoke: 4)
+DECODE_ROWS = (("greedy", 1, {}), ("beam-4", 1, {"num_beams": 4}), ("greedy", "big_batch", {}))
 
 def first_difference(a: torch.Tensor, b: torch.Tensor, start: int) -> str:
     "'yes' when equal, else 'no (token k)': the first new token (1-based) where any row differs."
@@ -198,34 +205,39 @@ def first_difference(a: torch.Tensor, b: torch.Tensor, start: int) -> str:
     k = (a != b).any(0).nonzero()[0].item()
     return f"no (token {k - start + 1})"
 
-def decode_contenders(hf, ours, nano, pad: int, ids: torch.Tensor, new: int, settings: dict, compile_all: bool) -> dict:
-    "name -> a function that generates `new` tokens after `ids` (EOS off), in table order, transformers first."
+def decode_contenders(hf, ours, nano, pad: int, ids: torch.Tensor, new: int, settings: dict,
+                      compile_all: bool) -> dict:
+    "name -> a function that writes `new` tokens after `ids` (EOS off), in table order, transformers first."
     from llmbook.generation import generate
     mask = torch.ones_like(ids)
     try:
         from transformers.generation import CompileConfig
         compiled = dict(compile_config=CompileConfig())
         compiled["compile_config"]._compile_all_devices = compile_all or None  # else it compiles on GPUs only
-    except ImportError:  # an older transformers: a static cache compiles by itself on a GPU (the graphs column shows it)
+    except ImportError:  # an older transformers compiles a static cache on a GPU by itself (see the graphs column)
         compiled = {}
-    hf_kw = dict(attention_mask=mask, max_new_tokens=new, do_sample=False, eos_token_id=[], pad_token_id=pad, **settings)
+    hf_kw = dict(attention_mask=mask, max_new_tokens=new, do_sample=False, eos_token_id=[], pad_token_id=pad,
+                 **settings)
     ours_kw = dict(max_new_tokens=new, eos_token_id=[], pad_token_id=pad, **settings)
     runs = {"transformers generate": lambda: hf.generate(ids, **hf_kw),
             "transformers static cache + compile": lambda: hf.generate(ids, cache_implementation="static",
                                                                        **compiled, **hf_kw),
             "llmbook generate": lambda: generate(ours, ids, **ours_kw),
-            "llmbook static_cache + compile": lambda: generate(ours, ids, static_cache=True, compile=True, **ours_kw)}
-    if nano is not None and settings.get("num_beams", 1) == 1:  # nanoGPT samples; top_k=1 keeps only the best token
+            "llmbook static_cache + compile": lambda: generate(ours, ids, static_cache=True, compile=True,
+                                                               **ours_kw)}
+    if nano is not None and settings.get("num_beams", 1) == 1:  # nanoGPT samples; top_k=1 keeps the best token
         runs["nanoGPT generate (no KV cache)"] = lambda: nano.generate(ids, new, top_k=1)
     return runs
 
-def decoding_rows(hf, ours, nano, pad: int, s: dict, device, budget: Budget, repeats: int, compile_all: bool) -> list:
+def decoding_rows(hf, ours, nano, pad: int, s: dict, device, budget: Budget, repeats: int,
+                  compile_all: bool) -> list:
     "Rows 1-3: decode tokens/s of every implementation, same weights, same prompts."
     rows = []
     for kind, batch, settings in DECODE_ROWS:
         batch = s[batch] if isinstance(batch, str) else batch
         label = f"{kind}, batch {batch}"
-        ids = torch.randint(2, s["vocab"], (batch, s["prompt"]), generator=torch.Generator().manual_seed(1)).to(device)
+        prompts = torch.Generator().manual_seed(1)
+        ids = torch.randint(2, s["vocab"], (batch, s["prompt"]), generator=prompts).to(device)
         runs = decode_contenders(hf, ours, nano, pad, ids, s["new"], settings, compile_all)
         torch._dynamo.reset()  # each row starts as a fresh process would: no graphs, no recompile count
         outputs, ready, failed, graphs = {}, {}, {}, {}
@@ -307,11 +319,13 @@ def training_contenders(hf, ours, nano, data, s: dict, device, dtype, lr: float 
     runs = {}
     for compile in (False, True):
         tag = "compiled" if compile else "eager"
-        runs[f"transformers loop, {tag}"] = lambda c=compile: plain_loop(fresh(hf), data, s, device, dtype, c, lr, hf_loss)
+        runs[f"transformers loop, {tag}"] = (
+            lambda c=compile: plain_loop(fresh(hf), data, s, device, dtype, c, lr, hf_loss))
         runs[f"llmbook Trainer{', compile=True' if compile else ''}"] = (
             lambda c=compile: trainer_step(fresh(ours), data, s, device, dtype, c, lr))
         if nano is not None:
-            runs[f"nanoGPT loop, {tag}"] = lambda c=compile: plain_loop(fresh(nano), data, s, device, dtype, c, lr, nano_loss)
+            runs[f"nanoGPT loop, {tag}"] = (
+                lambda c=compile: plain_loop(fresh(nano), data, s, device, dtype, c, lr, nano_loss))
     return runs
 
 def training_rows(hf, ours, nano, s: dict, device, dtype, budget: Budget, repeats: int) -> list:
@@ -337,7 +351,7 @@ def training_rows(hf, ours, nano, s: dict, device, dtype, budget: Budget, repeat
             failed[name] = failure_row(label, name, e)
     seconds = {k: v / s["train_steps"] for k, v in run_in_turns(steps, device, repeats).items()}
     ref, ref_loss = seconds.get("transformers loop, eager"), first_loss.get("transformers loop, eager")
-    tol = 2e-2 if dtype == torch.bfloat16 else 1e-4  # relative: bf16 autocast rounds differently in each library
+    tol = 2e-2 if dtype == torch.bfloat16 else 1e-4  # relative: each library rounds differently in bf16
     for name in contenders:
         if name in failed: add(rows, failed[name])
         if name not in seconds: continue
@@ -371,7 +385,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5; smoke 3)")
     p.add_argument("--nanogpt", default=None, help="path to nanoGPT's model.py, to add its rows")
     p.add_argument("--backend", default=None, help="force this torch.compile backend (smoke default: eager)")
-    p.add_argument("--threads", type=int, default=None, help="smoke: CPU threads (default 1: fastest for tiny models)")
+    p.add_argument("--threads", type=int, default=None, help="smoke: CPU threads (default 1: fastest here)")
     p.add_argument("--skip-training", action="store_true", help="decoding rows only")
     a = p.parse_args(argv)
     s = dict(SMOKE if a.smoke else FULL)

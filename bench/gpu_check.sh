@@ -10,14 +10,15 @@
 #   setup.log, cuda_cells.log, bench_gpu.log (the table), bench_gpu.err (warm-ups, compile logs), summary.txt
 #
 # Before the device call, here in the project root:
-#   bash ../shared/gpu/fetch-wheels.sh                 # wheels into .whl/ (git-ignored); it empties .whl/ first
+#   bash ../shared/gpu/fetch-wheels.sh                   # wheels into .whl/ (git-ignored; emptied first)
 #   cp /path/to/nanoGPT/model.py .whl/nanogpt_model.py   # optional, after fetching: adds the nanoGPT rows
 # Then: run(command="bash bench/gpu_check.sh", carry=[".whl"], timeout_s=600), and give_back when done.
-# Try it here on the CPU (the bench in --smoke mode, cells only where CUDA is present): bash bench/gpu_check.sh --smoke
+# On a machine without a GPU: bash bench/gpu_check.sh --smoke (the bench in --smoke mode, no cuda cells)
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu_check_out}
 mkdir -p "$OUT"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # import llmbook from this checkout (nothing installed there)
 CELLS_S=${CELLS_S:-150}
 BUDGET_S=${BUDGET_S:-300}
 BENCH_S=${BENCH_S:-390}
@@ -30,7 +31,7 @@ say() { echo "[$((SECONDS - start)) s] $*" | tee -a "$OUT/summary.txt"; }
 if [ -f .whl/setup.sh ]; then
   . .whl/setup.sh > "$OUT/setup.log" 2>&1 && say "wheels installed" || say "WHEELS FAILED: see setup.log"
 else
-  say "no .whl/setup.sh: using this Python's packages (run ../shared/gpu/fetch-wheels.sh first for a GPU machine)"
+  say "no .whl/setup.sh: this Python's packages are used (on a GPU machine: run fetch-wheels.sh first)"
 fi
 python - >> "$OUT/summary.txt" 2>&1 <<'PY'
 import torch, transformers
@@ -61,10 +62,12 @@ fi
 # 3. the side-by-side table
 args=(--budget "$BUDGET_S")
 [ "$SMOKE" = "--smoke" ] && args=(--smoke)
-if [ -f "$NANOGPT" ]; then args+=(--nanogpt "$NANOGPT"); else say "no $NANOGPT: the nanoGPT rows are left out"; fi
+if [ -f "$NANOGPT" ]; then args+=(--nanogpt "$NANOGPT")
+else say "no $NANOGPT: the nanoGPT rows are left out"; fi
 say "python bench/bench_gpu.py ${args[*]}"
 timeout "$BENCH_S" python bench/bench_gpu.py "${args[@]}" > "$OUT/bench_gpu.log" 2> "$OUT/bench_gpu.err"
 code=$?
-[ $code -eq 0 ] && say "bench_gpu.py done" || say "bench_gpu.py FAILED or timed out (exit $code): rows measured so far are in bench_gpu.err"
+if [ $code -eq 0 ]; then say "bench_gpu.py done"
+else say "bench_gpu.py FAILED or timed out (exit $code): the rows measured so far are in bench_gpu.err"; fi
 cat "$OUT/bench_gpu.log"
 say "gpu_check done"
