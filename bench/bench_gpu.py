@@ -16,6 +16,11 @@ Rows, in priority order (the most wanted first, so a spent `--budget` only drops
    ms/step, tokens/s and MFU (`llmbook.perf.mfu`, nanoGPT's FLOP convention, against the peak of the matching
    `llmbook.perf.DEVICES` entry). "same as transformers" compares the first step's loss.
 
+Columns: tokens/s (new tokens of all rows of the batch, or trained tokens, per second); ms/step (a generate
+call's time over its new tokens, prefill included, or one optimizer step); x transformers (speed over the row's
+transformers reference); MFU (training only); graphs (graphs torch.compile built during the warm-up: a compiled
+implementation showing 0 ran eagerly; transformers' beam search never compiles); same as transformers.
+
 How it measures: every contender of a row is warmed up first (compilation, CUDA graph capture and cuBLAS
 set-up happen there and are not timed), then the contenders run in turns, `--repeats` rounds, so a slow
 moment of the machine hits them alike; each time is taken between two `torch.cuda.synchronize()` (GPU work is
@@ -23,13 +28,14 @@ asynchronous: without them a timer measures how fast Python queues kernels) and 
 Ratios are against transformers measured in the same run. Elapsed time is printed; once `--budget` seconds
 are spent no new contender is started and the skipped ones are listed.
 
-`--smoke` runs on the CPU in float32 with a 64-wide, 2-layer GPT-2 (vocab 256), 16 new tokens, 3 training
-steps, and compiles with dynamo's "eager" backend (`--backend`): the same tracing, guards and recompiles as on
-a GPU, without Inductor's code generation, which costs 10-30 s per graph on a 2-core CPU. On a GPU the
-compiled rows use the libraries' own settings (Inductor; llmbook and transformers pick their modes).
+`--smoke` runs on the CPU in float32 with a 64-wide, 2-layer GPT-2 (vocab 256), 16 new tokens, training
+steps of B=4, T=32 (3 a round), one thread, and compiles with dynamo's "eager" backend (`--backend`): the
+same tracing, guards and recompiles as on a GPU, without Inductor's code generation, which costs 10-30 s per
+graph on a 2-core CPU. On a GPU the compiled rows use the libraries' own settings (Inductor; llmbook and
+transformers pick their modes).
 `bench/gpu_check.sh` runs this script on a lent GPU machine (see bench/README.md).
 """
-import argparse, contextlib, importlib.util, io, math, os, statistics, sys, time, warnings
+import argparse, contextlib, importlib.util, io, os, statistics, sys, time, warnings
 import torch
 import torch.nn.functional as F
 
