@@ -249,17 +249,19 @@ def _device(model: nn.Module) -> torch.device: return next(model.parameters()).d
 
 def _check_speculative(model, assistant_model, input_ids, attention_mask, cfg: GenerationConfig, max_new_tokens,
                        num_assistant_tokens) -> int:
-    "Raise a clear error for any setting `speculative_generate` cannot reproduce exactly; returns the left padding."
+    "Raise a clear error for what `speculative_generate` cannot reproduce exactly; returns the left padding."
     for name, m in (("model", model), ("assistant_model", assistant_model)):
         if getattr(m, "family", None) != "decoder":
             raise TypeError(f"speculative decoding needs two decoders; {name} is a {type(m).__name__} "
                             f"with family {getattr(m, 'family', None)!r}")
     if cfg.do_sample: raise ValueError("speculative_generate is greedy: do_sample=True is not supported")
-    if cfg.num_beams != 1: raise ValueError(f"speculative_generate is greedy: num_beams={cfg.num_beams}, expected 1")
+    if cfg.num_beams != 1:
+        raise ValueError(f"speculative_generate is greedy: num_beams={cfg.num_beams}, expected 1")
     if cfg.num_return_sequences != 1:
         raise ValueError(f"speculative_generate returns one sequence: "
                          f"num_return_sequences={cfg.num_return_sequences}, expected 1")
-    if cfg.stop_strings: raise ValueError(f"speculative_generate does not support stop_strings, got {cfg.stop_strings!r}")
+    if cfg.stop_strings:
+        raise ValueError(f"speculative_generate does not support stop_strings, got {cfg.stop_strings!r}")
     if not isinstance(input_ids, torch.Tensor) or input_ids.ndim != 2 or input_ids.dtype.is_floating_point:
         raise ValueError(f"input_ids must be a (1, T) tensor of token ids, got {type(input_ids).__name__} "
                          f"of shape {tuple(getattr(input_ids, 'shape', ()))}")
@@ -269,44 +271,48 @@ def _check_speculative(model, assistant_model, input_ids, attention_mask, cfg: G
     pads = 0
     if attention_mask is not None:
         if tuple(attention_mask.shape) != (1, T):
-            raise ValueError(f"attention_mask must have the shape of input_ids {(1, T)}, got {tuple(attention_mask.shape)}")
+            raise ValueError(f"attention_mask must have the shape of input_ids {(1, T)}, "
+                             f"got {tuple(attention_mask.shape)}")
         tokens = attention_mask[0].bool()
         pads = T - int(tokens.sum())
         if pads == T or not bool(tokens[pads:].all()):
             raise ValueError(f"attention_mask must be 0 for left padding, then 1 for at least one token; "
                              f"got {attention_mask[0].tolist()}")
     for name, n in (("max_new_tokens", max_new_tokens), ("num_assistant_tokens", num_assistant_tokens)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"{name} must be an int >= 1, got {n!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {n!r}")
     processors = logits_processors(cfg, T, max_new_tokens)  # the same list `generate` builds
     if processors:
         raise ValueError(f"speculative_generate compares the target's raw greedy picks, but these settings change "
                          f"the scores: {processors}")
     v, v_draft = model.config.vocab_size, assistant_model.config.vocab_size
     if v != v_draft:
-        raise ValueError(f"the assistant's vocabulary has {v_draft} tokens and the model's {v}: they must be the same")
+        raise ValueError(f"the assistant's vocabulary has {v_draft} tokens and the model's {v}: "
+                         f"they must be the same")
     if _device(model) != _device(assistant_model):
         raise ValueError(f"the assistant is on {_device(assistant_model)} and the model on {_device(model)}: "
                          f"put both on one device")
     for name, m in (("model", model), ("assistant_model", assistant_model)):
         if T - pads + max_new_tokens > m.config.max_seq_len:
-            raise ValueError(f"{T - pads} prompt tokens + max_new_tokens={max_new_tokens} do not fit the context of "
-                             f"{name} ({m.config.max_seq_len} tokens)")
+            raise ValueError(f"{T - pads} prompt tokens + max_new_tokens={max_new_tokens} do not fit "
+                             f"the context of {name} ({m.config.max_seq_len} tokens)")
     return pads
 
 # %% ../nbs/17_performance.ipynb #c3f24630
 @torch.no_grad()
 def speculative_generate(model: nn.Module, # the target, a `Decoder`
-                         assistant_model: nn.Module, # the draft: a smaller or int8 `Decoder` with the same vocabulary
+                         assistant_model: nn.Module, # the draft: a smaller or int8 `Decoder`, same vocabulary
                          input_ids: torch.Tensor, # (1, T) one prompt
                          cfg: GenerationConfig, # from `generation_config`: greedy; its `eos_ids` end generation
                          max_new_tokens: int, # tokens to add at most
                          num_assistant_tokens: int = 5, # tokens the draft proposes per round
                          attention_mask: torch.Tensor | None = None, # (1, T): 0 for left padding, as in `generate`
                         ) -> tuple[torch.Tensor, SpeculativeStats]:
-    "Greedy decoding checked by a draft model: `(1, L)` ids, the same as greedy `generate`, and what the draft did."
+    "Greedy decoding with a draft model: `(1, L)` ids, the same as greedy `generate`, and what the draft did."
     pads = _check_speculative(model, assistant_model, input_ids, attention_mask, cfg, max_new_tokens,
                               num_assistant_tokens)
-    padding, ids = input_ids[:, :pads], input_ids[:, pads:].long().to(_device(model))  # positions count real tokens
+    padding = input_ids[:, :pads]  # left padding: positions count real tokens, so it is left out
+    ids = input_ids[:, pads:].long().to(_device(model))
     prompt_len = ids.shape[1]
     eos = torch.tensor(cfg.eos_ids, dtype=torch.long, device=ids.device)
     cache, draft_cache = model.new_cache(), assistant_model.new_cache()
@@ -337,7 +343,8 @@ def quantize_absmax(weight: torch.Tensor # (out, in) float
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     "Symmetric int8 per output row: `(q, scale)` with `weight ≈ q * scale[:, None]`, q in [-127, 127]."
     if weight.ndim != 2 or not weight.dtype.is_floating_point:
-        raise ValueError(f"quantize_absmax takes a 2-D float weight, got {weight.dtype} of shape {tuple(weight.shape)}")
+        raise ValueError(f"quantize_absmax takes a 2-D float weight, "
+                         f"got {weight.dtype} of shape {tuple(weight.shape)}")
     w = weight.detach().float()
     scale = w.abs().amax(dim=1) / 127  # (out,)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # a row of zeros: any scale gives q = 0
@@ -353,7 +360,8 @@ class Int8Linear(nn.Module):
                 ):
         super().__init__()
         if weight_int8.dtype != torch.int8 or weight_int8.ndim != 2:
-            raise ValueError(f"weight_int8 must be a 2-D int8 tensor, got {weight_int8.dtype} {tuple(weight_int8.shape)}")
+            raise ValueError(f"weight_int8 must be a 2-D int8 tensor, "
+                             f"got {weight_int8.dtype} {tuple(weight_int8.shape)}")
         self.out_features, self.in_features = weight_int8.shape
         self.register_buffer("weight_int8", weight_int8)
         self.register_buffer("scale", scale)
@@ -380,7 +388,7 @@ class Int8Linear(nn.Module):
 # %% ../nbs/17_performance.ipynb #f1e1caa6
 def quantize_int8(model: nn.Module # left unchanged
                  ) -> nn.Module:
-    "A copy of `model` whose `nn.Linear` layers are `Int8Linear` (the output head too; embedding tables stay float)."
+    "A copy of `model` whose `nn.Linear` layers are `Int8Linear` (the head too; embedding tables stay float)."
     model = copy.deepcopy(model)
     linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not linears: raise ValueError(f"{type(model).__name__} has no nn.Linear layer to quantize")
