@@ -31,7 +31,6 @@ def table(title, header, rows):
 
 def first_layers(model, n):
     "A decoder made of `model`'s first n blocks, embeddings, final norm and head (weights copied)."
-    from llmbook.blocks import TransformerConfig
     from llmbook.decoder import Decoder
     import dataclasses
     draft = Decoder(dataclasses.replace(model.config, n_layers=n)).eval()
@@ -91,7 +90,8 @@ def main():
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    reference, ref_time = outputs["float greedy (reference)"][0], statistics.median(times["float greedy (reference)"])
+    reference = outputs["float greedy (reference)"][0]
+    ref_time = statistics.median(times["float greedy (reference)"])
     with torch.no_grad():
         int8_match = {name: logit_error(target, model, reference) for name, model in
                       (("int8 greedy", target_int8), ("int8 greedy, _weight_int8pack_mm", int8pack))}
@@ -107,7 +107,8 @@ def main():
             ids_note = f"differ from token {first}"
         acceptance = f"{stats.acceptance_rate:.0%}" if stats else ""
         forwards = str(stats.target_forwards) if stats else str(new)  # greedy: the prompt, then one per token
-        error = f"{int8_match[name]['max_abs']:.4f} ({int8_match[name]['max_rel']:.2%})" if name in int8_match else ""
+        error = ""
+        if name in int8_match: error = f"{int8_match[name]['max_abs']:.4f} ({int8_match[name]['max_rel']:.2%})"
         rows.append([name, f"{new / t:,.0f}", f"{ref_time / t:.2f}x", ids_note, acceptance, forwards, error])
     distinct = len(set(reference[0, ids.shape[1]:].tolist()))
     table(f"CPU decoding, 256 wide x 4 layers, vocab 2048, batch 1, 8-token prompt, {new} new tokens: tokens/s "
@@ -115,7 +116,8 @@ def main():
           f"the reference writes {distinct} distinct tokens",
           ["decoding", "tokens/s", "vs float greedy", "ids vs float greedy", "acceptance", "target forwards",
            "max logit error (rel.)"], rows)
-    print(f"\nweights: float32 {format_size(param_bytes(target), 'B')}, int8 {format_size(param_bytes(target_int8), 'B')} "
+    sizes = [format_size(param_bytes(m), "B") for m in (target, target_int8)]
+    print(f"\nweights: float32 {sizes[0]}, int8 {sizes[1]} "
           f"(tied token table kept in float32 for the lookup; the head gets its own int8 copy)")
     forward_costs(target, drafts, args.k, args.repeats)
     if not ok: print("\nSPECULATIVE OUTPUT DIFFERS FROM GREEDY: a bug")

@@ -45,8 +45,9 @@ def test_same_as_transformers_greedy(gpt2_pair, n, new):
     hf, ours, hf_draft, draft = gpt2_pair
     ids = prompt(n, seed=n)
     expected = hf.generate(ids, max_new_tokens=new, do_sample=False, eos_token_id=[], pad_token_id=PAD)
+    greedy = generation_config(ours, eos_token_id=[])
     for assistant in (draft, quantize_int8(ours), ours):
-        out, stats = speculative_generate(ours, assistant, ids, generation_config(ours, eos_token_id=[]), new, 4)
+        out, stats = speculative_generate(ours, assistant, ids, greedy, new, 4)
         assert torch.equal(out, expected), (out, expected)
         assert stats.new_tokens == new and stats.proposed >= stats.accepted >= 0
     if new > 1:  # transformers' own assisted generation writes the same ids
@@ -69,7 +70,8 @@ def test_several_eos_ids(gpt2_pair):
     ids = prompt(5, seed=4)
     first, second = an_eos(ours, ids, at=3), an_eos(ours, ids, at=9)
     expected = generate(ours, ids, max_new_tokens=30, eos_token_id=[second, first])
-    out, stats = speculative_generate(ours, ours, ids, generation_config(ours, eos_token_id=[second, first]), 30, 6)
+    greedy = generation_config(ours, eos_token_id=[second, first])
+    out, stats = speculative_generate(ours, ours, ids, greedy, 30, 6)
     assert torch.equal(out, expected) and out[0, -1].item() == first
     assert stats.accepted > stats.new_tokens - 1  # the accepted run went past the first EOS, and was cut there
 
@@ -85,13 +87,13 @@ def test_same_as_generate(kind):
     target = Decoder(preset("tiny-llama", init_std=0.1, **KINDS[kind])).eval()
     torch.manual_seed(1)
     unrelated = Decoder(preset("tiny-llama", init_std=0.1, n_layers=1)).eval()
-    vocab = target.config.vocab_size
+    vocab, greedy = target.config.vocab_size, generation_config(target, eos_token_id=[])
     for n in (1, 8):
         ids = prompt(n, seed=n, vocab=vocab)
         expected = generate(target, ids, max_new_tokens=32, eos_token_id=[])
         for assistant in (target, unrelated, quantize_int8(target)):
             for k in (1, 3, 8):
-                out, stats = speculative_generate(target, assistant, ids, generation_config(target, eos_token_id=[]), 32, k)
+                out, stats = speculative_generate(target, assistant, ids, greedy, 32, k)
                 assert torch.equal(out, expected), (kind, n, k)
                 if assistant is target: assert stats.accepted == stats.proposed
 
@@ -152,7 +154,7 @@ def test_int8_llama_equals_dequantized_weights():
     error = logit_error(model, q, ids)
     assert 0 < error["max_rel"] < 0.05 and error["same_argmax"] > 0.8, error
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    assert not any(m.bias is not None for m in linears)  # Llama: no biases, so the count below is weights + scales
+    assert not any(m.bias is not None for m in linears)  # Llama: no biases; int8 bytes are weights + scales
     by_hand = param_bytes(model) - sum(m.weight.numel() * 4 for m in linears) + sum(
         m.weight.numel() + m.out_features * 4 for m in linears)
     assert param_bytes(q) == by_hand
