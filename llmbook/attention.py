@@ -128,59 +128,128 @@ def attention(q: torch.Tensor, # (B, H, T, D)
     if backend not in BACKENDS: raise ValueError(f"unknown attention backend {backend!r}: expected one of {BACKENDS}")
     H, Hkv = q.shape[1], k.shape[1]
     if H % Hkv: raise ValueError(f"{Hkv} key/value heads cannot be shared evenly by {H} query heads")
-    k, v = repeat_kv(k, H // Hkv), repeat_kv(v, H // Hkv)
     if is_causal:
         if mask is not None: raise ValueError("pass either a mask or is_causal=True, not both")
         mask = causal_mask(q.shape[2], k.shape[2], q.device)
-    if backend == "math": return attention_math(q, k, v, mask, scale, bias)[0]
+    if backend == "math": return attention_math(q, repeat_kv(k, H // Hkv), repeat_kv(v, H // Hkv), mask, scale, bias)[0]
+    gqa = H != Hkv  # the kernel shares each key/value head with its group itself: no copied keys and values
     if bias is not None:  # the kernel takes one float mask: the bias, with -inf where masked
         mask = bias.to(q.dtype) if mask is None else bias.to(q.dtype).masked_fill(~mask, float("-inf"))
     elif is_causal and q.shape[2] == k.shape[2]:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=gqa)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
 
 # %% ../nbs/04_attention.ipynb #f2ea5379
 class KVCache:
-    "Past keys and values per layer: dynamic (appending) or static (preallocated to `max_len`)."
+    "Past keys and values per layer: dynamic (appending) or static (fixed buffers of `max_len` positions)."
     def __init__(self, n_layers: int, # one entry per attention layer
                  max_len: int | None = None, # preallocate this many positions (static cache); None grows
                 ):
         self.n_layers, self.max_len = n_layers, max_len
         self.k, self.v = [None] * n_layers, [None] * n_layers
-        self.lengths = [0] * n_layers
+        self.lengths = [0] * n_layers  # dynamic: positions held by each layer
         self.cross = [None] * n_layers  # (k, v) of the encoder output, for encoder-decoders
+        self.pos = self.mask = None  # static: positions written (0-d tensor), (B, max_len) bool: which are tokens
+
+    @property
+    def static(self) -> bool: return self.max_len is not None
 
     @property
     def length(self) -> int:
-        "Positions already cached (in the first layer)."
+        "Positions already cached (a static cache keeps the count on the device: reading it is a host read)."
+        if self.static: return 0 if self.pos is None else int(self.pos)
         return self.lengths[0]
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor # (B, Hkv, T, D) the new keys/values
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        "Store the new keys/values of `layer`; returns all of them so far, `(B, Hkv, S, D)`."
-        n, T = self.lengths[layer], k.shape[2]
-        if self.max_len is None:
-            if self.k[layer] is not None: k, v = torch.cat([self.k[layer], k], 2), torch.cat([self.v[layer], v], 2)
-            self.k[layer], self.v[layer] = k, v
-        else:
-            if n + T > self.max_len:
-                raise ValueError(f"static KV cache holds {self.max_len} positions; {n} are used and {T} more were added")
-            if self.k[layer] is None:
-                shape = (*k.shape[:2], self.max_len, k.shape[3])
-                self.k[layer], self.v[layer] = k.new_zeros(shape), v.new_zeros(shape)
-            self.k[layer][:, :, n:n + T], self.v[layer][:, :, n:n + T] = k, v
-            k, v = self.k[layer][:, :, :n + T], self.v[layer][:, :, :n + T]
-        self.lengths[layer] = n + T
-        return k, v
+# %% ../nbs/04_attention.ipynb #8c30c666
+@patch
+def prepare(self: KVCache, B: int, device) -> KVCache:
+    "Static: create the position counter and the token mask for `B` rows (the key/value buffers follow per layer)."
+    if not self.static: raise ValueError("prepare() is for a static cache (KVCache(..., max_len=N))")
+    self.pos = torch.zeros((), dtype=torch.long, device=device)
+    self.mask = torch.ones(B, self.max_len, dtype=torch.bool, device=device)
+    for t in (self.pos, self.mask): torch._dynamo.mark_static_address(t)  # compiled steps may keep their address
+    return self
 
-    def select(self, index: torch.Tensor # (B',) rows of the batch to keep, in order (beam search reorders)
-              ) -> "KVCache":
-        "Keep (and reorder) rows of the batch in place; returns self."
-        for store in (self.k, self.v):
-            for i, t in enumerate(store):
-                if t is not None: store[i] = t.index_select(0, index.to(t.device))
-        self.cross = [None if c is None else tuple(t.index_select(0, index.to(t.device)) for t in c) for c in self.cross]
+@patch
+def _buffers(self: KVCache, layer: int, like: torch.Tensor # (B, Hkv, T, D) keys of this layer
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Static: this layer's key and value buffers `(B, Hkv, max_len, D)`, created at its first write."
+    if self.k[layer] is None:
+        shape = (like.shape[0], like.shape[1], self.max_len, like.shape[3])
+        self.k[layer], self.v[layer] = like.new_zeros(shape), like.new_zeros(shape)
+        for t in (self.k[layer], self.v[layer]): torch._dynamo.mark_static_address(t)
+    return self.k[layer], self.v[layer]
+
+# %% ../nbs/04_attention.ipynb #644a7501
+@patch
+def update(self: KVCache, layer: int, k: torch.Tensor, v: torch.Tensor # (B, Hkv, T, D) the new keys/values
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Store the new keys/values of `layer`; returns all of them so far `(B, Hkv, S, D)` (static: all `max_len`)."
+    T = k.shape[2]
+    if not self.static:
+        if self.k[layer] is not None: k, v = torch.cat([self.k[layer], k], 2), torch.cat([self.v[layer], v], 2)
+        self.k[layer], self.v[layer] = k, v
+        self.lengths[layer] += T
+        return k, v
+    if self.pos is None: self.prepare(k.shape[0], k.device)
+    if layer == 0 and not torch.compiler.is_compiling() and int(self.pos) + T > self.max_len:
+        raise ValueError(f"static KV cache holds {self.max_len} positions; {int(self.pos)} are used and {T} more were added")
+    keys, values = self._buffers(layer, k)
+    at = self.pos + torch.arange(T, device=k.device)  # (T,) where the new positions go
+    keys.index_copy_(2, at, k)
+    values.index_copy_(2, at, v)
+    if layer == self.n_layers - 1: self.pos.add_(T)  # every layer has written: the next call starts after them
+    return keys, values
+
+# %% ../nbs/04_attention.ipynb #0179724c
+@patch
+def select(self: KVCache, index: torch.Tensor, # (B',) rows of the batch to keep, in order (beam search reorders)
+           written: int | None = None, # static: positions written so far, if the caller knows (fewer to copy)
+          ) -> KVCache:
+    "Keep (and reorder) rows of the batch in place; returns self. A static cache keeps its buffers: B' must be B."
+    if self.static:
+        B = self.mask.shape[0] if self.mask is not None else len(index)
+        if len(index) != B: raise ValueError(f"a static cache keeps its {B} rows: select needs {B} indices, got {len(index)}")
+        n = self.max_len if written is None else written
+        for t in (*self.k, *self.v):  # same buffers, rows reordered (only the written positions need it)
+            if t is not None: t[:, :, :n] = t[:, :, :n].index_select(0, index.to(t.device))
+        for t in (self.mask, *(t for c in self.cross if c is not None for t in c)):
+            if t is not None: t.copy_(t.index_select(0, index.to(t.device)))
         return self
+    for store in (self.k, self.v):
+        for i, t in enumerate(store):
+            if t is not None: store[i] = t.index_select(0, index.to(t.device))
+    self.cross = [None if c is None else tuple(t.index_select(0, index.to(t.device)) for t in c) for c in self.cross]
+    return self
+
+@patch
+def fill_from(self: KVCache, prompt: KVCache, # a dynamic cache, e.g. filled by a prompt
+              index: torch.Tensor | None = None, # (N,) its rows to copy, in order (default: all)
+              attention_mask: torch.Tensor | None = None, # (B, length): which of its positions are tokens
+             ) -> KVCache:
+    "Static: start over from `prompt`'s keys and values (rows picked by `index`), in this cache's own buffers."
+    if not self.static or prompt.static: raise ValueError("fill_from() copies a dynamic cache into a static one")
+    n = prompt.length
+    if n > self.max_len: raise ValueError(f"the cache holds {n} positions, more than max_len={self.max_len}")
+    first = prompt.k[0]
+    rows = index if index is not None else torch.arange(first.shape[0], device=first.device)
+    if self.pos is None: self.prepare(len(rows), first.device)
+    for layer in range(self.n_layers):
+        keys, values = self._buffers(layer, prompt.k[layer][rows])
+        keys[:, :, :n], values[:, :, :n] = prompt.k[layer][rows], prompt.v[layer][rows]
+    self.pos.fill_(n)
+    self.mask.fill_(True)
+    if attention_mask is not None: self.mask[:, :n] = attention_mask[rows].bool()
+    self.cross = [None if c is None else tuple(t[rows] for t in c) for c in prompt.cross]
+    return self
+
+@patch
+def to_static(self: KVCache, max_len: int, # positions of the new static cache
+              index: torch.Tensor | None = None, # (N,) rows to copy, in order (default: all)
+              attention_mask: torch.Tensor | None = None, # (B, length) which cached positions are tokens
+             ) -> KVCache:
+    "A new static cache of `max_len` positions holding this dynamic cache's keys and values (rows picked by `index`)."
+    return KVCache(self.n_layers, max_len).fill_from(self, index, attention_mask)
 
 # %% ../nbs/04_attention.ipynb #0f0d760d
 class Attention(nn.Module):
@@ -229,6 +298,8 @@ def qkv(self: Attention, x: torch.Tensor, # (B, T, d_model)
         k = self._heads(self.k_proj(context), self.n_kv_heads, self.k_norm)
         v = self._heads(self.v_proj(context), self.n_kv_heads)
         if cache is not None: cache.cross[layer] = (k, v)
+        if cache is not None and cache.static:  # computed once, read by every step: a fixed address
+            for t in (k, v): torch._dynamo.mark_static_address(t)
         return q, k, v
     k, v = self._heads(self.k_proj(x), self.n_kv_heads, self.k_norm), self._heads(self.v_proj(x), self.n_kv_heads)
     if rope is not None: q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)

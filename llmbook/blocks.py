@@ -551,8 +551,29 @@ def self_attention_mask(self: Stack, attn_type: str, attention_mask: torch.Tenso
         mask = sliding_window_mask(T, S, self.config.sliding_window, device)[None, None]
         if attention_mask is not None: mask = mask & padding_mask(attention_mask.to(device))
         return mask | ~mask.any(dim=-1, keepdim=True), False  # a padding row that sees nothing sees all (never read)
+    if attention_mask is None and T == 1: return None, False  # one new query sees every key: no mask at all
     is_causal = self.causal and attention_mask is None and S == T  # nothing cached, nothing masked
     return (None if is_causal else combine_masks(attention_mask, T, S, causal=self.causal, device=device)), is_causal
+
+@patch
+def static_attention_mask(self: Stack, attn_type: str, cache, # a static `KVCache`
+                          q_pos: torch.Tensor, # (T,) the new tokens' places in the cache
+                         ) -> tuple[torch.Tensor, bool]:
+    "`(mask, False)`, mask `(B, 1, T, max_len)`: the positions written so far that are tokens (and in the window)."
+    k = torch.arange(cache.max_len, device=q_pos.device)[None]  # (1, max_len)
+    q = q_pos[:, None]  # (T, 1)
+    mask = k <= q  # written up to and including the query's own position: later slots are empty or the future
+    if attn_type == "sliding_attention": mask = mask & (q - k < self.config.sliding_window)
+    mask = mask[None, None] & cache.mask[:, None, None, :]
+    return mask | ~mask.any(dim=-1, keepdim=True), False  # a padding row that sees nothing sees all (never read)
+
+@patch
+def static_positions(self: Stack, cache, # a static `KVCache`, its token mask already holding the new tokens
+                     q_pos: torch.Tensor, # (T,) the new tokens' places in the cache
+                    ) -> torch.Tensor:
+    "`(B, T)` positions of the new tokens in a static cache: their places, or counted over real tokens (decoders)."
+    if self.positions_from_mask: return (cache.mask.long().cumsum(-1) - 1).clamp(min=0).index_select(1, q_pos)
+    return q_pos[None].expand(cache.mask.shape[0], -1)
 
 @patch
 def run(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
@@ -565,17 +586,26 @@ def run(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
        ) -> torch.Tensor:
     "The stack's last hidden states `(B, T, d_model)`."
     B, T = x.shape[:2]
-    past = 0 if cache is None else cache.length
-    S = past + T
-    self.check(x, attention_mask, position_ids, token_type_ids, past, cache)
-    if position_ids is None: position_ids = self.position_ids(attention_mask, B, T, past, x.device)
-    x = self.embeddings(x, position_ids, token_type_ids)
     eager = not torch.compiler.is_compiling()
-    if eager and attention_mask is not None and bool(attention_mask.all()): attention_mask = None
+    if eager: self.check(x, attention_mask, position_ids, token_type_ids, 0 if cache is None else cache.length, cache)
+    if cache is not None and cache.static:  # fixed shapes: positions and masks come from the cache's tensors
+        if cache.pos is None: cache.prepare(B, x.device)
+        q_pos = cache.pos + torch.arange(T, device=x.device)  # (T,) where the new tokens go
+        if attention_mask is not None: cache.mask.index_copy_(1, q_pos, attention_mask[:, -T:].to(x.device).bool())
+        if position_ids is None: position_ids = self.static_positions(cache, q_pos)
+        masks = {t: self.static_attention_mask(t, cache, q_pos) for t in self.attn_types}
+        bias = self.pos.bias(T, cache.max_len, q_pos)
+    else:
+        past = 0 if cache is None else cache.length
+        S = past + T
+        if position_ids is None: position_ids = self.position_ids(attention_mask, B, T, past, x.device)
+        if eager and attention_mask is not None and bool(attention_mask.all()): attention_mask = None
+        masks = {t: self.self_attention_mask(t, attention_mask, T, S, x.device) for t in self.attn_types}
+        bias = self.pos.bias(T, S)
+    x = self.embeddings(x, position_ids, token_type_ids)
     if eager and context_mask is not None and bool(context_mask.all()): context_mask = None
-    masks = {t: self.self_attention_mask(t, attention_mask, T, S, x.device) for t in self.attn_types}
     cross_mask = None if context_mask is None else padding_mask(context_mask.to(x.device))
-    ropes, bias = {t: self.pos.rotary(position_ids, t) for t in self.attn_types}, self.pos.bias(T, S)
+    ropes = {t: self.pos.rotary(position_ids, t) for t in self.attn_types}
     for i, block in enumerate(self.blocks):
         mask, is_causal = masks[block.attn_type]
         x = block(x, mask, is_causal, ropes[block.attn_type], cache, i, context=context, context_mask=cross_mask, bias=bias)

@@ -108,10 +108,12 @@ class Decoder(Stack):
                 cache: KVCache | None = None, # past keys/values; updated in place
                 position_ids: torch.Tensor | None = None, # (B, T); default: counted over the mask's real tokens
                 token_type_ids: torch.Tensor | None = None, # (B, T), for configs with `type_vocab_size`
+                last_only: bool = False, # logits of the last position only, `(B, 1, vocab_size)` (generation)
                ) -> torch.Tensor:
         "Next-token logits `(B, T, vocab_size)`."
         check_input_ids(input_ids)
         h = self.run(self.tok_embed(input_ids), attention_mask, position_ids, cache, token_type_ids)
+        if last_only: h = h[:, -1:]  # a prompt of T tokens needs one row of the (T, vocab) output layer, not T
         logits = self.head(h * self.config.output_scale)  # (B, T, padded_vocab)
         return logits[..., :self.config.vocab_size]
 

@@ -221,10 +221,11 @@ class RelativePositionBias(nn.Embedding):
         super().__init__(num_buckets, n_heads)
         self.bidirectional, self.max_distance = bidirectional, max_distance
 
-    def bias_for(self, T: int, S: int # the last T of S positions are the queries
+    def bias_for(self, T: int, S: int, # the last T of S positions are the queries
+                 q_pos: torch.Tensor | None = None, # (T,) the queries' positions instead (a static cache's)
                 ) -> torch.Tensor:
-        "`(1, H, T, S)` bias for queries at positions S-T..S-1 over keys 0..S-1."
-        q = torch.arange(S - T, S, device=self.weight.device)
+        "`(1, H, T, S)` bias for queries at positions S-T..S-1 (or `q_pos`) over keys 0..S-1."
+        q = torch.arange(S - T, S, device=self.weight.device) if q_pos is None else q_pos
         k = torch.arange(S, device=self.weight.device)
         rel = k[None] - q[:, None]  # (T, S)
         buckets = relative_bucket(rel, self.bidirectional, self.num_embeddings, self.max_distance)
@@ -272,7 +273,8 @@ class Positions(nn.Module):
         local = attn_type == "sliding_attention" and self.rope_local is not None
         return (self.rope_local if local else self.rope).cos_sin(position_ids)
 
-    def bias(self, T: int, S: int # the last T of S positions are the queries
+    def bias(self, T: int, S: int, # the last T of S positions are the queries
+             q_pos: torch.Tensor | None = None, # (T,) the queries' positions instead (a static cache's)
             ) -> torch.Tensor | None:
         "`(1, H, T, S)` bias for the attention scores (relative), or None."
-        return None if self.rel is None else self.rel.bias_for(T, S)
+        return None if self.rel is None else self.rel.bias_for(T, S, q_pos)

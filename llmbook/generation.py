@@ -13,14 +13,15 @@ from torch import nn
 from .core import evaluating
 from .data import pad_sequences
 from .blocks import check_mask
+from .embeddings import check_ids, ids_checked_on_host
 
 # %% auto #0
-__all__ = ['GENERATION_ARGS', 'next_token_probs', 'token_label', 'plot_next_tokens', 'apply_temperature', 'top_k_filter',
-           'top_p_filter', 'min_p_filter', 'repetition_penalty', 'no_repeat_ngram', 'suppress_tokens',
+__all__ = ['GENERATION_ARGS', 'DECODE_CHECK_EVERY', 'next_token_probs', 'token_label', 'plot_next_tokens', 'apply_temperature',
+           'top_k_filter', 'top_p_filter', 'min_p_filter', 'repetition_penalty', 'no_repeat_ngram', 'suppress_tokens',
            'GenerationConfig', 'generation_config', 'Processor', 'logits_processors', 'apply_processors',
-           'DecoderSession', 'Seq2SeqSession', 'token_steps', 'stop_string_check', 'compiled_step', 'generate',
-           'stream', 'generate_text', 'Hypotheses', 'beam_search', 'log_prob', 'beam_tree', 'plot_beam_tree',
-           'BeamTreeExplorer', 'NextTokenExplorer']
+           'DecoderSession', 'Seq2SeqSession', 'token_steps', 'stop_string_check', 'compiled_step', 'compiled_prefill',
+           'GreedyGraph', 'greedy_graph', 'generate', 'stream', 'generate_text', 'Hypotheses', 'beam_search',
+           'log_prob', 'beam_tree', 'plot_beam_tree', 'BeamTreeExplorer', 'NextTokenExplorer']
 
 # %% ../nbs/12_decoding.ipynb #eba092cc
 @torch.no_grad()
@@ -318,35 +319,39 @@ class DecoderSession:
     def __init__(self, model: nn.Module, # a `Decoder`
                  input_ids: torch.Tensor, # (B, P) left-padded prompts
                  attention_mask: torch.Tensor | None = None, # (B, P) 1 = token, 0 = padding
-                 max_len: int | None = None, # preallocate the cache to this many positions (static cache)
+                 max_len: int | None = None, # decode into a static cache of this many positions
                  step_fn: Callable | None = None, # what runs the one-token steps (default: the model; e.g. compiled)
+                 prefill_fn: Callable | None = None, # what runs the prompt (default: the model)
                 ):
         self.model, self.prompt, self.max_len = model, input_ids, max_len
         self.mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask
         self.step_fn = model if step_fn is None else step_fn
+        self.prefill_fn = model if prefill_fn is None else prefill_fn
+        self.static = None  # a static cache to decode into, reused from an earlier call (see `GreedyGraph`)
 
     def start(self, copies: int = 1, # rows per prompt (beams, or samples per prompt)
              ) -> tuple[torch.Tensor, torch.Tensor]:
         "Run the prompts once; returns the ids so far `(B*copies, P)` and the next-token logits `(B*copies, V)`."
-        self.cache = self.model.new_cache(max_len=self.max_len)
-        logits = self.model(self.prompt, attention_mask=self.mask, cache=self.cache)[:, -1]  # (B, V)
-        ids = self.prompt
-        if copies > 1:  # the prompt is computed once, then its cache is copied for every beam / sample
-            index = torch.arange(len(ids), device=ids.device).repeat_interleave(copies)
-            ids, logits = ids[index], logits[index]
-            self.select(index)
-        return ids, logits
+        prompt_cache = self.model.new_cache()
+        logits = self.prefill_fn(self.prompt, attention_mask=self.mask, cache=prompt_cache, last_only=True)[:, -1]
+        index = torch.arange(len(self.prompt), device=self.prompt.device).repeat_interleave(copies)
+        if self.max_len is None: self.cache = prompt_cache if copies == 1 else prompt_cache.select(index)
+        else: self.cache = (self.static or self.model.new_cache(self.max_len)).fill_from(prompt_cache, index, self.mask)
+        if self.mask is not None: self.mask = self.mask[index]  # the prompt ran once; each copy continues it
+        return self.prompt[index], logits[index]
 
     def step(self, tokens: torch.Tensor # (N,) the newest token of every row
             ) -> torch.Tensor:
         "Feed one token per row; returns the next-token logits `(N, V)`."
+        if self.cache.static: return self.step_fn(tokens[:, None], cache=self.cache)[:, -1]  # it knows the padding
         if self.mask is not None: self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
         return self.step_fn(tokens[:, None], attention_mask=self.mask, cache=self.cache)[:, -1]
 
-    def select(self, index: torch.Tensor # (N',) rows to keep, in their new order (beam search)
+    def select(self, index: torch.Tensor, # (N',) rows to keep, in their new order (beam search)
+               written: int | None = None, # positions in the cache, if known: a static cache copies only those
               ):
         "Keep (and reorder) rows: the cache and the mask follow."
-        self.cache.select(index)
+        self.cache.select(index, written)
         if self.mask is not None: self.mask = self.mask[index]
 
 # %% ../nbs/12_decoding.ipynb #202d5ff5
@@ -376,8 +381,8 @@ class Seq2SeqSession(DecoderSession):
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         return self._decode(tokens[:, None], self.step_fn)
 
-    def select(self, index: torch.Tensor):
-        self.cache.select(index)  # the decoder's keys/values and the encoder's cross-attention ones
+    def select(self, index: torch.Tensor, written: int | None = None):
+        self.cache.select(index, written)  # the decoder's keys/values and the encoder's cross-attention ones
         self.encoded = self.encoded[index]
         if self.enc_mask is not None: self.enc_mask = self.enc_mask[index]
 
@@ -431,13 +436,37 @@ def stop_string_check(stop_strings: list[str], # texts that end generation
     return stop
 
 # %% ../nbs/12_decoding.ipynb #3677e1da
-_COMPILED = []  # [(model, its compiled forward)] for the last model compiled: one at a time, so models can be freed
+_COMPILED = {} # what was compiled for the last model (it is kept under "model"): one model at a time, so models can be freed
 
-def compiled_step(model: nn.Module) -> Callable:
-    "`model` compiled with `torch.compile` (dynamic shapes: the cache grows every step), reused while it is the last one."
-    if not _COMPILED or _COMPILED[0][0] is not model:
-        _COMPILED[:] = [(model, torch.compile(model, dynamic=True))]
-    return _COMPILED[0][1]
+def _backend(compile) -> str | Callable | None:
+    "The `torch.compile` backend that `compile=` asks for: None (False), Inductor (True), a name or a function."
+    if compile is False or compile is None: return None
+    if compile is True: return "inductor"
+    if isinstance(compile, str) or callable(compile): return compile
+    raise TypeError(f"compile must be True/False, a backend name or a backend function, got {type(compile).__name__}")
+
+def _compile(fn: Callable, dynamic: bool | None, backend, device) -> Callable:
+    "`fn` compiled: fixed shapes in one graph (`dynamic=False`; CUDA graphs with Inductor on a GPU), or dynamic shapes."
+    if dynamic is not False: return torch.compile(fn, dynamic=dynamic, backend=backend)
+    graphs = backend == "inductor" and device.type == "cuda"
+    return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend, mode="reduce-overhead" if graphs else None)
+
+def _compiled(model: nn.Module, key: tuple, make: Callable) -> Callable:
+    "What `make()` builds for `model` under `key`, built once while `model` is the last model compiled."
+    if _COMPILED.get("model") is not model: _COMPILED.clear(); _COMPILED["model"] = model
+    if key not in _COMPILED: _COMPILED[key] = make()
+    return _COMPILED[key]
+
+def compiled_step(model: nn.Module, static: bool = False, # a static cache: fixed shapes
+                  backend: str | Callable = "inductor") -> Callable:
+    "`model` compiled for decoding steps, reused while it is the last model compiled."
+    device = next(model.parameters()).device
+    return _compiled(model, ("step", static, backend), lambda: _compile(model, not static, backend, device))
+
+def compiled_prefill(model: nn.Module, backend: str | Callable = "inductor") -> Callable:
+    "`model` compiled for prompts: specialised to the first prompt's shape, made dynamic if another length comes."
+    device = next(model.parameters()).device
+    return _compiled(model, ("prefill", backend), lambda: _compile(model, None, backend, device))
 
 def _family(model: nn.Module) -> str:
     "'decoder' or 'seq2seq': the class attribute `family` of the model, the two that generate."
@@ -453,6 +482,82 @@ def _context(model) -> int | None:
     if _family(model) == "seq2seq" and getattr(c, "position", None) != "learned": return None
     return getattr(c, "max_seq_len", None)
 
+# %% ../nbs/12_decoding.ipynb #eed6f52a
+DECODE_CHECK_EVERY = 8 # `GreedyGraph` reads back whether every row is finished once per this many steps
+
+class GreedyGraph:
+    "Greedy decoding over buffers at fixed addresses: one step is one graph, compiled once (or run eagerly)."
+    def __init__(self, model: nn.Module, # a `Decoder`
+                 rows: int, # batch size, times num_return_sequences
+                 max_len: int, # positions of the static cache (prompt + new tokens, or more)
+                 eos: list[int], # token ids that finish a row (empty: rows run to the end)
+                 pad: int | None, # what finished rows receive (needed when `eos` is set)
+                 backend=None, # a `torch.compile` backend, or None to run the step eagerly
+                ):
+        device = next(model.parameters()).device
+        self.model, self.pad, self.can_stop = model, pad, len(eos) > 0
+        self.cache = model.new_cache(max_len=max_len).prepare(rows, device)
+        self.eos = torch.tensor(eos, dtype=torch.long, device=device)
+        self.tokens = torch.zeros(rows, dtype=torch.long, device=device)  # the newest token of each row
+        self.out = torch.zeros(rows, max_len, dtype=torch.long, device=device)  # the new tokens, column by column
+        self.column = torch.zeros((), dtype=torch.long, device=device)  # where the next token goes
+        self.running = torch.ones(rows, dtype=torch.bool, device=device)  # rows that have not written an EOS
+        self.finished_at = torch.full((rows,), max_len, dtype=torch.long, device=device)  # the column of each row's EOS
+        for t in (self.tokens, self.out, self.column, self.running, self.finished_at): torch._dynamo.mark_static_address(t)
+        self.step = self._step if backend is None else _compile(self._step, False, backend, device)
+
+# %% ../nbs/12_decoding.ipynb #707bbbf2
+@patch
+def advance(self: GreedyGraph, logits: torch.Tensor # (N, V) next-token scores
+           ):
+    "Pick each row's best token (padding once finished) and write it into the buffers, in place."
+    tokens = logits.argmax(dim=-1)
+    if self.can_stop:
+        tokens = tokens.masked_fill(~self.running, self.pad)
+        ends = self.running & torch.isin(tokens, self.eos)
+        self.finished_at.copy_(torch.where(ends, self.column, self.finished_at))
+        self.running.logical_and_(~ends)
+    self.out.index_copy_(1, self.column[None], tokens[:, None])
+    self.tokens.copy_(tokens)
+    self.column.add_(1)
+
+@patch
+def _step(self: GreedyGraph):
+    "One decoding step: the model on the newest tokens, then `advance`."
+    self.advance(self.model(self.tokens[:, None], cache=self.cache)[:, -1])
+
+# %% ../nbs/12_decoding.ipynb #3ac33e1a
+@patch
+def run(self: GreedyGraph, logits: torch.Tensor, # (N, V) the prompt's next-token scores
+        max_new: int, # new tokens at most
+       ) -> torch.Tensor:
+    "Greedy decoding from a filled cache; returns the new tokens `(N, n)`, `n <= max_new`."
+    self.column.zero_()
+    self.running.fill_(True)
+    self.finished_at.fill_(self.out.shape[1])
+    self.advance(logits)
+    written = 1
+    while written < max_new:
+        if self.can_stop and written % DECODE_CHECK_EVERY == 0 and not bool(self.running.any()): break
+        self.step()
+        written += 1
+    if self.can_stop: written = min(written, int(self.finished_at.max()) + 1)  # cut the steps after the last EOS
+    return self.out[:, :written].clone()  # a copy: the buffer is reused by the next call
+
+def greedy_graph(session: DecoderSession, # with a static cache (`max_len` set)
+                 cfg: GenerationConfig, # greedy: no sampling, beams or logits processors
+                 max_new: int, # new tokens at most
+                 backend=None, # `torch.compile` backend for the step (None: eager)
+                ) -> torch.Tensor:
+    "Greedy decoding through a `GreedyGraph` reused across calls of the same shapes: prompt + new ids `(N, P + n)`."
+    rows = len(session.prompt) * cfg.num_return_sequences
+    key = ("greedy", rows, session.max_len, tuple(cfg.eos_ids), cfg.pad_token_id, backend)
+    graph = _compiled(session.model, key, lambda: GreedyGraph(session.model, rows, session.max_len, cfg.eos_ids,
+                                                               cfg.pad_token_id, backend))
+    session.static = graph.cache
+    ids, logits = session.start(copies=cfg.num_return_sequences)
+    return torch.cat([ids, graph.run(logits, max_new)], dim=1)
+
 # %% ../nbs/12_decoding.ipynb #b110a89d
 def _prepare(model, input_ids, attention_mask, cfg: GenerationConfig, static_cache: bool, compile: bool):
     "Check the prompt against the model; returns the session and the number of new tokens to generate."
@@ -463,6 +568,7 @@ def _prepare(model, input_ids, attention_mask, cfg: GenerationConfig, static_cac
     if input_ids.ndim != 2: raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
     if input_ids.dtype.is_floating_point: raise TypeError(f"input_ids must hold integer ids, got {input_ids.dtype}")
     input_ids = input_ids.long().to(device)
+    check_ids(input_ids, model.config.vocab_size)
     B, T = input_ids.shape
     if attention_mask is not None:
         check_mask(attention_mask, (B, T), what=" (the shape of input_ids)")  # 0/1 values, a token in every row
@@ -497,8 +603,10 @@ def _prepare(model, input_ids, attention_mask, cfg: GenerationConfig, static_cac
     elif max_new is None:
         raise ValueError("max_new_tokens=None means 'until EOS or the context is full', but this model has no context "
                          "limit (relative positions): give max_new_tokens")
-    max_len = used + max_new if static_cache else None
-    step_fn = compiled_step(model) if compile else None
+    max_len = None
+    if static_cache: max_len = min(-(-(used + max_new) // 64) * 64, ctx or math.inf)  # rounded up to 64 positions
+    backend = _backend(compile)
+    step_fn = None if backend is None else compiled_step(model, static_cache, backend)
     if is_seq2seq:
         if cfg.decoder_start_token_id is None and cfg.bos_token_id is None:
             raise ValueError("an encoder-decoder needs decoder_start_token_id (or bos_token_id) to start decoding")
@@ -507,7 +615,8 @@ def _prepare(model, input_ids, attention_mask, cfg: GenerationConfig, static_cac
     skip = None
     if attention_mask is not None and not bool(attention_mask.all()):  # left padding: not part of the prompt
         skip = (attention_mask != 0).int().argmax(dim=1)
-    return DecoderSession(model, input_ids, attention_mask, max_len, step_fn), max_new, skip
+    prefill_fn = None if backend is None else compiled_prefill(model, backend)
+    return DecoderSession(model, input_ids, attention_mask, max_len, step_fn, prefill_fn), max_new, skip
 
 # %% ../nbs/12_decoding.ipynb #683b6c18
 def _setup(model, input_ids, attention_mask, settings, generator, seed, tokenizer, static_cache, compile):
@@ -532,6 +641,11 @@ def _setup(model, input_ids, attention_mask, settings, generator, seed, tokenize
     return cfg, session, max_new, processors, generator, stop
 
 # %% ../nbs/12_decoding.ipynb #9fc1fdda
+def _one_graph(session, cfg: GenerationConfig, processors, stop, streamer) -> bool:
+    "Whether greedy decoding can run through `GreedyGraph`: a decoder, and nothing that needs Python between steps."
+    return (type(session) is DecoderSession and cfg.num_beams == 1 and not cfg.do_sample and not processors
+            and stop is None and streamer is None)
+
 @torch.no_grad()
 def generate(model: nn.Module, # a `Decoder` or an encoder-decoder (`Seq2Seq`)
              input_ids: torch.Tensor | None = None, # (B, T) prompts, left-padded (encoder input for seq2seq)
@@ -541,7 +655,7 @@ def generate(model: nn.Module, # a `Decoder` or an encoder-decoder (`Seq2Seq`)
              tokenizer=None, # .decode(ids) or a function ids -> text: for `stop_strings`
              streamer=None, # called with each step's new tokens (N,); or an object with .put(ids) / .end()
              static_cache: bool = False, # preallocate the KV cache for the whole generation
-             compile: bool = False, # run the one-token steps through `torch.compile` (fast on GPU)
+             compile: bool | str | Callable = False, # `torch.compile` the steps: True (Inductor), or a backend
              assistant_model: nn.Module | None = None, # a small draft decoder: speculative decoding (chapter 17)
              **settings, # `GenerationConfig` fields: max_new_tokens, do_sample, top_p, num_beams, ...
             ) -> torch.Tensor:
@@ -553,18 +667,24 @@ def generate(model: nn.Module, # a `Decoder` or an encoder-decoder (`Seq2Seq`)
         model, input_ids, attention_mask, settings, generator, seed, tokenizer, static_cache, compile)
     if assistant_model is not None:  # greedy only, the same ids as without it: see the performance chapter
         if streamer is not None: raise ValueError("speculative decoding (assistant_model) does not stream: pass streamer=None")
+        if static_cache or compile:
+            raise ValueError("speculative decoding (assistant_model) runs its own loop over growing caches: "
+                             "static_cache and compile do not apply to it")
         from llmbook.perf import speculative_generate  # the performance chapter builds on this one
-        return speculative_generate(model, assistant_model, session.prompt, cfg, max_new)[0]
-    if cfg.num_beams > 1:
-        if streamer is not None: raise ValueError("streaming needs num_beams=1: beam search only knows its result at the end")
-        return beam_search(session, cfg, max_new, processors, generator, stop)[0]
-    put = getattr(streamer, "put", streamer)
-    if hasattr(streamer, "put"): streamer.put(session.prompt.cpu())  # transformers' streamers expect the prompt first
-    ids = None
-    for ids, tokens in token_steps(session, cfg, max_new, processors, generator, stop):
-        if put is not None: put(tokens.cpu())
-    if hasattr(streamer, "end"): streamer.end()
-    return ids
+        return speculative_generate(model, assistant_model, session.prompt, cfg, max_new, attention_mask=session.mask)[0]
+    if cfg.num_beams > 1 and streamer is not None:
+        raise ValueError("streaming needs num_beams=1: beam search only knows its result at the end")
+    with ids_checked_on_host():  # `_prepare` checked the prompt; the steps feed back ids the model picked
+        if cfg.num_beams > 1: return beam_search(session, cfg, max_new, processors, generator, stop)[0]
+        if session.max_len is not None and _one_graph(session, cfg, processors, stop, streamer):
+            return greedy_graph(session, cfg, max_new, _backend(compile))
+        put = getattr(streamer, "put", streamer)
+        if hasattr(streamer, "put"): streamer.put(session.prompt.cpu())  # transformers' streamers expect the prompt first
+        ids = None
+        for ids, tokens in token_steps(session, cfg, max_new, processors, generator, stop):
+            if put is not None: put(tokens.cpu())
+        if hasattr(streamer, "end"): streamer.end()
+        return ids
 
 # %% ../nbs/12_decoding.ipynb #4f113643
 @torch.no_grad()
@@ -747,7 +867,9 @@ def beam_search(session: DecoderSession, # where the logits come from
         # 3. candidates among the n best that end become finished hypotheses, scored with the length penalty
         normalised = cand_scores / (step + 1) ** cfg.length_penalty
         new_done = []
-        if ends[:, :n].any():
+        can_end = eos is not None or stop is not None or step + 1 == max_new_tokens  # else no read of `ends` is needed
+        some_end = can_end and bool(ends[:, :n].any())
+        if some_end:
             for b, j in ends[:, :n].nonzero().tolist():
                 if not finished[b].done:
                     finished[b].add(normalised[b, j].item(), cand[b, j])
@@ -761,9 +883,9 @@ def beam_search(session: DecoderSession, # where the logits come from
             trace.append(dict(parent=parent.clone(), token=beams[:, :, -1].clone(), score=beam_scores.clone(), finished=new_done))
         # 5. stop when no running beam can still make the list of any prompt, or when every candidate ended
         for b in range(B): finished[b].update_done(beam_scores[b, 0], step + 1, max_new_tokens)
-        if all(h.done for h in finished) or bool(ends.all()): break
-        session.select((parent + n * torch.arange(B, device=ids.device)[:, None]).view(-1))  # caches follow their beams
-        logits = session.step(beams[:, :, -1].reshape(-1))
+        if all(h.done for h in finished) or (some_end and bool(ends.all())): break
+        session.select((parent + n * torch.arange(B, device=ids.device)[:, None]).view(-1), L)  # caches follow their beams
+        logits = session.step(beams[:, :, -1].contiguous().view(-1))  # a fresh tensor: the same layout every step
     # the best num_return_sequences of each prompt, padded to the longest
     best = [item for h in finished for item in h.items[:cfg.num_return_sequences]]
     width = max(len(seq) for _, seq in best)
