@@ -18,5 +18,5 @@ SEARCH_INDEX = [
 
 @pytest.mark.parametrize("call,message", SEARCH_INDEX, ids=[m for _, m in SEARCH_INDEX])
 def test_search_index_refuses(call, message):
-    with pytest.raises(Exception) as e: call()
+    with pytest.raises(ValueError) as e: call()  # every refusal here is a bad value
     assert message in str(e.value)

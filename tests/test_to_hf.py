@@ -234,7 +234,7 @@ def test_lazy_tensors(tmp_path):
     lazy = LazyTensors.from_files([tmp_path / "one.safetensors"])
     assert sorted(lazy) == ["a", "b"] and len(lazy) == 2 and "a" in lazy
     torch.testing.assert_close(lazy["a"], torch.arange(4.0))
-    with pytest.raises(KeyError): lazy["c"]
+    with pytest.raises(KeyError, match="'c'"): lazy["c"]
     index = tmp_path / "model.safetensors.index.json"
     index.write_text(json.dumps({"weight_map": {"a": "one.safetensors", "z": "gone.safetensors"}}))
     with pytest.raises(FileNotFoundError, match="gone.safetensors"): LazyTensors.from_index(index)
