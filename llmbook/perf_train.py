@@ -12,7 +12,7 @@ from torch.utils._pytree import tree_flatten
 from .data import IGNORE_INDEX
 
 # %% auto #0
-__all__ = ['BytesWritten', 'LinearCrossEntropy', 'linear_cross_entropy']
+__all__ = ['BytesWritten', 'LinearCrossEntropy', 'linear_cross_entropy', 'NextTokenLoss']
 
 # %% ../nbs/18_training_performance.ipynb #fd62bed5
 _ROWS_ONLY = {torch.ops.aten.index_add_.default: 3, torch.ops.aten.index_put_.default: 2,
@@ -93,3 +93,31 @@ def linear_cross_entropy(h: torch.Tensor, # (..., C) the last hidden states (aft
     rows, y = h.reshape(-1, h.shape[-1]), labels.reshape(-1).long()
     loss = LinearCrossEntropy.apply(rows, weight, y, V, chunk_rows)
     return loss / (y != IGNORE_INDEX).sum() if reduction == "mean" else loss
+
+# %% ../nbs/18_training_performance.ipynb #20405e57
+from torch import nn
+from .decoder import check_input_ids
+
+class NextTokenLoss(nn.Module):
+    "A decoder and its next-token loss as one module: `forward` returns the summed loss, never the `(N, V)` logits."
+    def __init__(self, model: nn.Module, # a `Decoder`
+                 chunk_rows: int = 4096, # positions per chunk of `linear_cross_entropy`
+                ):
+        super().__init__()
+        if getattr(model, "family", None) != "decoder":
+            raise ValueError(f"NextTokenLoss needs a decoder, got a {type(model).__name__} "
+                             f"(family {getattr(model, 'family', None)!r})")
+        if model.head.bias is not None:
+            raise ValueError("NextTokenLoss computes h @ W.T without the output layer's bias; this decoder has one "
+                             "(head_bias=True): train it with fused_loss=False")
+        self.model, self.chunk_rows = model, chunk_rows
+
+    def forward(self, input_ids: torch.Tensor, # (B, T) token ids
+                labels: torch.Tensor, # (B, T) the next tokens; `IGNORE_INDEX` where nothing counts
+                attention_mask: torch.Tensor | None = None, # (B, T): 1 = token, 0 = padding
+               ) -> torch.Tensor:
+        m = self.model
+        check_input_ids(input_ids)
+        h = m.run(m.tok_embed(input_ids), attention_mask)  # (B, T, C): the decoder's forward, up to its head
+        return linear_cross_entropy(h * m.config.output_scale, m.head.weight, labels, m.config.vocab_size,
+                                    self.chunk_rows)

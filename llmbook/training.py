@@ -5,7 +5,7 @@
 # %% ../nbs/10_training.ipynb #79f228c5
 from __future__ import annotations
 import os, io, math, json, time, random, shutil, hashlib, tempfile, warnings
-from contextlib import nullcontext
+from contextlib import nullcontext, contextmanager
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -205,6 +205,8 @@ class TrainConfig:
     max_grad_norm: float | None = 1.0 # clip the gradient norm to this (None: no clipping)
     precision: str = "auto" # "auto" (bf16 on GPUs that have it, else fp32), "bf16" or "fp32"
     compile: bool = False # torch.compile the model
+    activation_checkpointing: bool = False # recompute each block's activations in the backward pass (less memory)
+    fused_loss: bool = False # a decoder's loss chunk by chunk, without the (tokens, vocabulary) logits (chapter 18)
     eval_every: int | None = None # evaluate on the validation data every this many steps (and at the end)
     eval_batches: int | None = None # at most this many validation batches (None: all)
     save_every: int | None = None # checkpoint every this many steps (and at the end)
@@ -215,6 +217,9 @@ class TrainConfig:
     def __post_init__(self):
         self.betas = tuple(self.betas)
         if self.precision not in PRECISIONS: raise ValueError(f"precision={self.precision!r} is not one of {PRECISIONS}")
+        for name in ("activation_checkpointing", "fused_loss"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("max_steps", "batch_size", "accumulate", "keep"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be an int >= 1, got {v!r}")
@@ -476,10 +481,42 @@ def _open_output(self: Trainer, out, resume):
     if self.out is not None: self._prepare_out(resume)
     elif resume: raise ValueError("resume needs an output folder: pass out=")
 
+def _checkpointed(block: nn.Module):
+    "A forward for `block` that keeps only its inputs and recomputes the rest in the backward pass."
+    forward = type(block).forward.__get__(block)  # the class's own forward, bound to this block
+    def run(*args, **kwargs):
+        return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)  # same random numbers
+    return run
+
+@patch
+def _checkpointing(self: Trainer):
+    "While the step runs, every block of the model's stacks uses its checkpointed forward."
+    @contextmanager
+    def switched():
+        for block, run in self._checkpointed: block.forward = run  # an instance attribute: names and weights unchanged
+        try: yield
+        finally:
+            for block, _ in self._checkpointed: del block.forward  # back to the class's forward
+    return switched() if self._checkpointed else nullcontext()
+
 @patch
 def _wrap_model(self: Trainer):
-    "What the training step calls: the model, compiled and/or wrapped in DDP."
-    model = torch.compile(self.model) if self.config.compile else self.model
+    "What the training step calls: the model, compiled and/or wrapped in DDP; the blocks to checkpoint."
+    self._checkpointed = []
+    if self.config.activation_checkpointing:
+        from llmbook.blocks import Stack
+        blocks = [b for m in self.model.modules() if isinstance(m, Stack) for b in m.blocks]
+        if not blocks: raise ValueError(f"activation_checkpointing=True needs a model built of llmbook blocks "
+                                        f"(a Stack); {type(self.model).__name__} has none")
+        self._checkpointed = [(b, _checkpointed(b)) for b in blocks]
+    model = self.model
+    if self.config.fused_loss:  # the model and its loss as one module: compiled and wrapped together
+        from llmbook.perf_train import NextTokenLoss
+        if self.task is not next_token_logits:
+            raise ValueError(f"fused_loss=True computes the next-token loss of a decoder; this trainer's objective is "
+                             f"{getattr(self.task, '__name__', self.task)!r}: use fused_loss=False")
+        model = NextTokenLoss(self.model)
+    model = torch.compile(model) if self.config.compile else model
     if self.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
         model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -556,9 +593,10 @@ def _backward(self: Trainer, micro: list[dict], n_labels: torch.Tensor) -> torch
     checked = ids_checked_on_host if self._ids_checked else nullcontext
     for i, batch in enumerate(micro):
         sync_now = self.world_size == 1 or i == len(micro) - 1
-        with (nullcontext() if sync_now else model.no_sync()), checked():
+        with (nullcontext() if sync_now else model.no_sync()), checked(), self._checkpointing():
             with _autocast(self.device, self.dtype):
-                loss = token_loss(self.task(model, batch), batch["labels"], "sum")
+                if self.config.fused_loss: loss = model(batch["input_ids"], batch["labels"], batch.get("attention_mask"))
+                else: loss = token_loss(self.task(model, batch), batch["labels"], "sum")
             (loss * scale).backward()
         loss_sum += loss.detach().double()
     if self.world_size > 1: dist.all_reduce(loss_sum)
@@ -975,7 +1013,8 @@ def _load_progress(self: Trainer, meta: dict, tensors: dict):
     _set_rng_state(rng_tensors, meta["rng"][r], self.collate)
 
 # %% ../nbs/10_training.ipynb #f8b4ca15
-_FREE_SETTINGS = ("max_steps", "eval_every", "save_every", "keep", "eval_batches")  # may change on resume
+_FREE_SETTINGS = ("max_steps", "eval_every", "save_every", "keep", "eval_batches",  # may change on resume
+                  "activation_checkpointing")  # the same gradients, bit for bit
 
 @patch
 def load_checkpoint(self: Trainer, path: str | os.PathLike):
