@@ -305,12 +305,12 @@ def hf_loss(model, input_ids, labels):
 
 def nano_loss(model, input_ids, labels): return model(input_ids, labels)[1]
 
-def trainer_step(model, data, s: dict, device, dtype, compile: bool, lr: float):
-    "llmbook's Trainer, one `fit(1)` per step; returns the step's loss (from its history)."
+def trainer_step(model, data, s: dict, device, dtype, compile: bool, lr: float, **settings):
+    "llmbook's Trainer, one `fit(1)` per step; returns the step's loss (from its history). `settings`: TrainConfig's."
     from llmbook.training import Trainer
     trainer = Trainer(model, data, max_steps=10**9, batch_size=s["train_batch"], lr=lr, warmup_steps=0,
                       compile=compile, precision="bf16" if dtype == torch.bfloat16 else "fp32",
-                      device=device, progress=False, plot=False)
+                      device=device, progress=False, plot=False, **settings)
     if device.type == "cuda" and not trainer.optimizer.param_groups[0].get("fused"):
         raise RuntimeError("the Trainer's AdamW is not fused on the GPU")
     def step() -> float:
@@ -332,6 +332,9 @@ def training_contenders(hf, ours, nano, data, s: dict, device, dtype, lr: float 
         if nano is not None:
             runs[f"nanoGPT loop, {tag}"] = (
                 lambda c=compile: plain_loop(fresh(nano), data, s, device, dtype, c, lr, nano_loss))
+    # issue 20's ladder, rungs past compile: the loss chunk by chunk, inside the compiled region (chapter 18)
+    runs["llmbook Trainer, compile=True, fused_loss=True"] = (
+        lambda: trainer_step(fresh(ours), data, s, device, dtype, True, lr, fused_loss=True))
     return runs
 
 def training_rows(hf, ours, nano, s: dict, device, dtype, budget: Budget, repeats: int) -> list:

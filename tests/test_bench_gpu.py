@@ -14,7 +14,7 @@ NANOGPT = os.environ.get("LLMBOOK_NANOGPT")
 DECODE = ["transformers generate", "transformers static cache + compile", "llmbook generate",
           "llmbook static_cache + compile"]
 TRAIN = ["transformers loop, eager", "llmbook Trainer", "transformers loop, compiled",
-         "llmbook Trainer, compile=True"]
+         "llmbook Trainer, compile=True", "llmbook Trainer, compile=True, fused_loss=True"]
 
 def smoke(*args, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "bench/bench_gpu.py", "--smoke", *args], cwd=ROOT,
@@ -31,9 +31,9 @@ def expected_rows() -> list[tuple[str, str]]:
     nano = ["nanoGPT generate (no KV cache)"] if NANOGPT else []
     rows = [("greedy, batch 1", n) for n in DECODE + nano] + [("beam-4, batch 1", n) for n in DECODE]
     rows += [("greedy, batch 4", n) for n in DECODE + nano]
-    eager, compiled = TRAIN[:2], TRAIN[2:]
+    eager, compiled, ladder = TRAIN[:2], TRAIN[2:4], TRAIN[4:]
     if NANOGPT: eager, compiled = eager + ["nanoGPT loop, eager"], compiled + ["nanoGPT loop, compiled"]
-    return rows + [("train B=4 T=32", n) for n in eager + compiled]
+    return rows + [("train B=4 T=32", n) for n in eager + compiled + ladder]
 
 @pytest.fixture(scope="module")
 def run():
