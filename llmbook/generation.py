@@ -889,7 +889,7 @@ def beam_search(session: DecoderSession, # where the logits come from
     # the best num_return_sequences of each prompt, padded to the longest
     best = [item for h in finished for item in h.items[:cfg.num_return_sequences]]
     width = max(len(seq) for _, seq in best)
-    fill = cfg.pad_token_id if cfg.pad_token_id is not None else 0
+    fill = cfg.pad_token_id or (cfg.eos_ids[0] if cfg.eos_ids else 0)  # transformers' rule: a pad id of 0 counts as none
     out = torch.full((len(best), width), fill, dtype=torch.long, device=ids.device)
     for i, (_, seq) in enumerate(best): out[i, :len(seq)] = seq
     return out, torch.tensor([score for score, _ in best])

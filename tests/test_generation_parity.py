@@ -5,8 +5,8 @@ each logits filter must give the same processed scores as transformers' processo
 seeded sampling must be reproducible; bad settings must raise clear errors.
 
 Pad ids are nonzero on purpose in the decoder models: transformers' beam search fills the shorter returned
-sequences with `pad_token_id or eos_token_id[0]`, so a pad id of 0 (T5's) makes it fill with EOS instead, while
-llmbook fills with `pad_token_id`. The T5 tests keep T5's real pad id 0 and check exactly that difference."""
+sequences with `pad_token_id or eos_token_id[0]`, so a pad id of 0 (T5's) makes it fill with EOS instead; llmbook
+follows the same rule. The T5 tests keep T5's real pad id 0 and check that filler exactly."""
 import pytest
 import torch
 from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration,
@@ -462,18 +462,18 @@ def s2s_eos(hf, ids, mask, k=0):
     return _EOS[key][k]
 
 def assert_same_s2s(hf, a, b, eos):
-    """Equal ids, finished beams compared exactly. Once a row has stopped, transformers fills the rest with
-    `pad_token_id or eos_token_id[0]` (EOS for T5, whose pad id is 0) and llmbook with the pad id: so each row must
-    be equal up to and including its first EOS, and hold only the filler after it."""
+    """Equal ids, finished beams included. Once a row has stopped, transformers fills the rest with
+    `pad_token_id or eos_token_id[0]` (EOS for T5, whose pad id is 0), and llmbook uses the same rule: each row must
+    be equal up to and including its first EOS, and hold exactly that filler after it."""
     assert a.shape == b.shape, f"transformers {tuple(a.shape)} vs llmbook {tuple(b.shape)}\n{a}\n{b}"
     pad, eos = hf.config.pad_token_id, torch.tensor(eos if isinstance(eos, list) else [eos])
-    hf_fill = pad or eos[0].item()
+    fill = pad or eos[0].item()
     for r, (x, y) in enumerate(zip(a, b)):
         stops = torch.isin(x[1:], eos).nonzero()  # x[0] is the decoder start token (T5's is the pad id 0)
         end = 1 + stops[0, 0].item() if len(stops) else len(x) - 1
         assert torch.equal(x[:end + 1], y[:end + 1]), f"row {r} differs up to its end\ntransformers {x}\nllmbook      {y}"
-        assert (x[end + 1:] == hf_fill).all(), f"row {r}: transformers filled with something else than {hf_fill}\n{x}"
-        assert (y[end + 1:] == pad).all() or torch.equal(y[end + 1:], x[end + 1:]), f"row {r}: llmbook filled with something else\n{y}"
+        assert (x[end + 1:] == fill).all(), f"row {r}: transformers filled with something else than {fill}\n{x}"
+        assert torch.equal(y[end + 1:], x[end + 1:]), f"row {r}: llmbook filled with something else than {fill}\n{y}"
 
 def s2s_beam_eos(hf, ids, mask, kw, k):
     specials = {hf.config.pad_token_id, hf.config.decoder_start_token_id, getattr(hf.config, "bos_token_id", None)}
@@ -519,9 +519,9 @@ def test_seq2seq_beam_search(s2s, kw, eos_k):
     assert_same_s2s(hf, a, b, eos)
     assert_eos_reached(b, eos, start=1)
 
-def test_t5_beam_fill_differs_only_after_eos():
-    """With T5's pad id 0, shorter beams are filled: transformers uses EOS, llmbook the pad id; the rest is equal.
-    llmbook's output with its EOS tokens replaced by the pad id (a beam that never stopped) fails the comparison."""
+def test_t5_beam_fill_is_transformers():
+    """With T5's pad id 0, shorter beams are filled with EOS (`pad_token_id or eos_token_id[0]`), by both libraries.
+    Filling with the pad id instead, or a beam that never stopped (its EOS replaced by the pad id), fails."""
     hf = t5()
     ours = from_hf(hf)
     ids, mask = sources(hf)
@@ -529,7 +529,11 @@ def test_t5_beam_fill_differs_only_after_eos():
     eos, a = s2s_beam_eos(hf, ids, mask, kw, 0)
     b = generate(ours, ids, attention_mask=mask, max_new_tokens=20, eos_token_id=eos, **kw)
     assert_same_s2s(hf, a, b, eos)
-    assert ((b[:, 2:] == 0) & (a[:, 2:] == eos)).any(), "no row was filled: the case shows no difference"
+    first = (b[:, 1:] == eos).int().argmax(1) + 1  # each row's first EOS
+    after = torch.arange(b.shape[1])[None] > first[:, None]
+    assert (after & (b == eos)).any(), "no row was filled: the case shows nothing"
+    with pytest.raises(AssertionError, match="llmbook filled with something else than"):
+        assert_same_s2s(hf, a, b.masked_fill(after, hf.config.pad_token_id), eos)  # the pad id as filler
     with pytest.raises(AssertionError, match="differs up to its end"):
         assert_same_s2s(hf, a, b.masked_fill(b == eos, hf.config.pad_token_id), eos)
 
