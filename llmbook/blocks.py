@@ -483,7 +483,7 @@ def check(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
     if torch.compiler.is_compiling(): return
     B, T = x.shape[:2]
     if B == 0 or T == 0: raise ValueError(f"the input has shape {(B, T)}: expected at least one row and one token")
-    self._check_cache(cache, B)
+    self._check_cache(cache, B, past)
     S = past + T
     if self.context_limit and S > self.config.max_seq_len:
         raise ValueError(f"{S} tokens ({past} cached + {T} new) do not fit the context of {self.config.max_seq_len}")
@@ -502,13 +502,13 @@ def check(self: Stack, x: torch.Tensor, # (B, T, d_model) token vectors
         check_ids(token_type_ids, self.types.num_embeddings)
 
 @patch
-def _check_cache(self: Stack, cache, B: int):
-    "A cache fits this stack: one entry per block, and the batch size it was filled with."
+def _check_cache(self: Stack, cache, B: int, past: int = 0):
+    "A cache fits this stack: one entry per block, and the batch size it was filled with (`past`: its length)."
     if cache is None: return
     if cache.n_layers != len(self.blocks):
         raise ValueError(f"the cache has {cache.n_layers} layers but this stack has {len(self.blocks)}: use model.new_cache()")
     filled = next((k.shape[0] for k in cache.k if k is not None), None)
-    if cache.length and filled is not None and filled != B:
+    if past and filled is not None and filled != B:
         raise ValueError(f"the cache holds {filled} rows but the input has {B}: start a new cache (model.new_cache()) "
                          f"for another batch, or cache.select(rows) to keep some rows")
 
