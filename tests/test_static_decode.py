@@ -19,7 +19,7 @@ from llmbook.blocks import preset
 from llmbook.decoder import Decoder
 from llmbook.seq2seq import Seq2Seq
 from llmbook.hub import from_hf
-from llmbook.generation import generate, GreedyGraph, DecoderSession, generation_config, DECODE_CHECK_EVERY
+from llmbook.generation import generate, GreedyGraph, DecoderSession, DECODE_CHECK_EVERY
 from llmbook.perf import count_host_reads
 from test_generation_parity import gpt2, llama, prompts, eos_in_the_middle, assert_same, P, PAD
 
@@ -71,9 +71,7 @@ def test_fixed_addresses(model):
     start = buffers()
     new = graph.run(logits, 60)
     assert buffers() == start and session.cache is graph.cache
-    cfg = generation_config(model, max_new_tokens=60, eos_token_id=255, pad_token_id=0)
-    assert torch.equal(new, generate(model, ids_of(4), **{k: getattr(cfg, k) for k in ("max_new_tokens", "eos_token_id",
-                                                                                           "pad_token_id")})[:, 9:])
+    assert torch.equal(new, generate(model, ids_of(4), max_new_tokens=60, eos_token_id=255, pad_token_id=0)[:, 9:])
 
 def test_stops_like_the_clear_loop(model):
     "EOS in the middle: the extra steps between two checks only write padding, and are cut off."
