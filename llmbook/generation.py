@@ -551,7 +551,8 @@ def greedy_graph(session: DecoderSession, # with a static cache (`max_len` set)
                 ) -> torch.Tensor:
     "Greedy decoding through a `GreedyGraph` reused across calls of the same shapes: prompt + new ids `(N, P + n)`."
     rows = len(session.prompt) * cfg.num_return_sequences
-    key = ("greedy", rows, session.max_len, tuple(cfg.eos_ids), cfg.pad_token_id, backend)
+    weights = next(session.model.parameters())  # a model moved to another device or dtype needs new buffers
+    key = ("greedy", rows, session.max_len, tuple(cfg.eos_ids), cfg.pad_token_id, backend, weights.device, weights.dtype)
     graph = _compiled(session.model, key, lambda: GreedyGraph(session.model, rows, session.max_len, cfg.eos_ids,
                                                                cfg.pad_token_id, backend))
     session.static = graph.cache

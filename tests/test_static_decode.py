@@ -122,3 +122,13 @@ def test_refusals(model):
         generate(model, ids_of(0), max_new_tokens=3, static_cache=True, assistant_model=model)
     with pytest.raises(ValueError, match="token id 300 is outside the vocabulary"):
         generate(model, torch.tensor([[1, 300]]), max_new_tokens=3, static_cache=True, compile=CompileCounter())
+
+def test_model_changed_between_calls(model):
+    "A GreedyGraph is reused only for the same shapes, device and dtype: a model cast to float64 gets new buffers."
+    ids = ids_of(7)
+    generate(model, ids, max_new_tokens=20, static_cache=True)  # a float32 GreedyGraph for this model
+    model.double()
+    try:
+        fast = generate(model, ids, max_new_tokens=20, static_cache=True)
+        assert torch.equal(fast, generate(model, ids, max_new_tokens=20))
+    finally: model.float()
