@@ -736,6 +736,7 @@ def _atomic_write(path: Path, write):
 
 def save(model: nn.Module, # an llmbook model with a `.config`
          folder: str | os.PathLike, # created if needed
+         state: dict | None = None, # the weights to write (None: `model.state_dict()`); e.g. gathered from shards
         ):
     "Save `model` as `config.json` + `model.safetensors` (atomically)."
     family = getattr(model, "family", None)
@@ -748,7 +749,7 @@ def save(model: nn.Module, # an llmbook model with a `.config`
                          f"and load them onto the base with finetune.load_lora")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().contiguous() for k, v in (model.state_dict() if state is None else state).items()}
     if getattr(model.config, "tie_embeddings", False): state.pop("head.weight", None)  # stored once
     save_id = os.urandom(8).hex()  # written into both files: a config.json with another save's weights is caught on load
     meta = {"format": "llmbook", "version": FORMAT_VERSION, "family": family, "config": model.config.to_dict(),

@@ -20,12 +20,12 @@ from .data import IGNORE_INDEX
 from .embeddings import check_ids, ids_checked_on_host
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'DEFAULT_OBJECTIVE', 'PRECISIONS', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'token_loss', 'perplexity',
-           'next_token_logits', 'seq2seq_logits', 'get_objective', 'collate', 'param_groups', 'make_optimizer',
-           'CosineSchedule', 'BatchStream', 'TrainConfig', 'Callback', 'TrainingDiverged', 'world', 'process_device',
-           'Distributed', 'setup_distributed', 'cleanup_distributed', 'enable_tf32', 'evaluate', 'Trainer',
-           'EvalCallback', 'CheckpointCallback', 'ProgressCallback', 'smooth', 'plot_history', 'LivePlot',
-           'checkpoints', 'read_checkpoint']
+__all__ = ['OBJECTIVES', 'DEFAULT_OBJECTIVE', 'PRECISIONS', 'PARALLELS', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION', 'token_loss',
+           'perplexity', 'next_token_logits', 'seq2seq_logits', 'get_objective', 'collate', 'param_groups',
+           'make_optimizer', 'CosineSchedule', 'BatchStream', 'TrainConfig', 'Callback', 'TrainingDiverged', 'world',
+           'process_device', 'Distributed', 'setup_distributed', 'cleanup_distributed', 'enable_tf32', 'evaluate',
+           'Trainer', 'local_bytes', 'EvalCallback', 'CheckpointCallback', 'ProgressCallback', 'smooth', 'plot_history',
+           'LivePlot', 'checkpoints', 'read_checkpoint']
 
 # %% ../nbs/10_training.ipynb #b789d0e3
 def token_loss(logits: torch.Tensor, # (..., V) scores
@@ -189,6 +189,7 @@ def load_state_dict(self: BatchStream, state: dict):
 
 # %% ../nbs/10_training.ipynb #0c3c2130
 PRECISIONS = ("auto", "bf16", "fp32")
+PARALLELS = ("ddp", "fsdp")
 
 @dataclass
 class TrainConfig:
@@ -207,6 +208,7 @@ class TrainConfig:
     compile: bool = False # torch.compile the model
     activation_checkpointing: bool = False # recompute each block's activations in the backward pass (less memory)
     fused_loss: bool = False # a decoder's loss chunk by chunk, without the (tokens, vocabulary) logits (chapter 18)
+    parallel: str = "ddp" # several processes: "ddp" (a whole copy each) or "fsdp" (each holds a shard; chapter 18)
     eval_every: int | None = None # evaluate on the validation data every this many steps (and at the end)
     eval_batches: int | None = None # at most this many validation batches (None: all)
     save_every: int | None = None # checkpoint every this many steps (and at the end)
@@ -217,6 +219,7 @@ class TrainConfig:
     def __post_init__(self):
         self.betas = tuple(self.betas)
         if self.precision not in PRECISIONS: raise ValueError(f"precision={self.precision!r} is not one of {PRECISIONS}")
+        if self.parallel not in PARALLELS: raise ValueError(f"parallel={self.parallel!r} is not one of {PARALLELS}")
         for name in ("activation_checkpointing", "fused_loss"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -334,6 +337,12 @@ def _to(batch: dict, device) -> dict:
 def _autocast(device: torch.device, dtype):
     return torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext()
 
+def _sharded(model: nn.Module) -> bool:
+    "Are `model`'s parameters cut into shards across processes (`parallel='fsdp'`, chapter 18)?"
+    if not dist.is_available(): return False
+    from torch.distributed.tensor import DTensor
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
 def evaluate(model: nn.Module, # the model (in eval mode and without gradients during the call)
              data, # a dataset: `len(data)` and `data[i]`
              task=None, # the objective, see `get_objective`
@@ -348,22 +357,23 @@ def evaluate(model: nn.Module, # the model (in eval mode and without gradients d
     rank, world_size = world()
     starts = list(range(0, len(data), batch_size))[:max_batches]
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, labelled positions
+    split = world_size > 1 and not _sharded(model)  # sharded: every rank takes part in every forward
     with evaluating(model):
-        for s in starts[rank::world_size]:
+        for s in (starts[rank::world_size] if split else starts):
             batch = _to(collate([data[i] for i in range(s, min(s + batch_size, len(data)))]), device)
             with _autocast(device, dtype): logits = task(model, batch)
             labels = batch["labels"]
             real = labels != IGNORE_INDEX
             totals += torch.stack([token_loss(logits, labels, "sum").double(),
                                    (logits.argmax(-1) == labels)[real].sum().double(), real.sum().double()])
-    if world_size > 1: dist.all_reduce(totals)
+    if split: dist.all_reduce(totals)
     loss_sum, correct, n = totals.tolist()
     if n == 0: raise ValueError("the evaluation data has no labelled position")
     return {"loss": loss_sum / n, "perplexity": perplexity(loss_sum / n), "accuracy": correct / n, "tokens": int(n)}
 
 # %% ../nbs/10_training.ipynb #e7eee92d
 class Trainer:
-    "Trains any llmbook model with AdamW, warmup+cosine, clipping, accumulation, bf16, checkpoints and DDP."
+    "Trains any llmbook model with AdamW, warmup+cosine, clipping, accumulation, bf16, checkpoints, DDP and FSDP."
     def __init__(self, model: nn.Module, # the model to train (moved to `device`)
                  train_data, # a dataset: `len(train_data)` and `train_data[i]`
                  config: TrainConfig | None = None, # the settings (default `TrainConfig()`)
@@ -382,6 +392,7 @@ class Trainer:
                 ):
         self.config = _config_with(config, overrides)
         self._place(model, device)
+        self._shard()  # parallel='fsdp': before the optimizer sees the parameters
         self.task = get_objective(task, model)
         self._set_data(train_data, valid_data, collate, valid_collate)
         self._make_optimizer()
@@ -421,6 +432,50 @@ def _precision(self: Trainer, precision: str):
                              f"has no bfloat16")
         return torch.bfloat16
     return torch.bfloat16 if autocast_dtype(self.device) == torch.bfloat16 else None  # "auto"
+
+# %% ../nbs/10_training.ipynb #aae43069
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    "The blocks of every llmbook `Stack` in `model`."
+    from llmbook.blocks import Stack
+    return [b for m in model.modules() if isinstance(m, Stack) for b in m.blocks]
+
+def _whole(t: torch.Tensor) -> torch.Tensor:
+    "`t`, or the whole tensor a sharded `t` (a `DTensor`) is cut from: an all-gather, every rank must call it."
+    from torch.distributed.tensor import DTensor
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+def _shard_like(whole: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    "`whole` cut into shards the way `like` is (every rank must call it); `whole` itself if `like` is not sharded."
+    from torch.distributed.tensor import DTensor, distribute_tensor
+    if not isinstance(like, DTensor): return whole
+    return distribute_tensor(whole.to(like.device), like.device_mesh, like.placements)
+
+def local_bytes(model: nn.Module) -> int:
+    "Bytes of `model`'s parameters that this process holds: all of them, or only its shards when sharded."
+    from torch.distributed.tensor import DTensor
+    local = [p.to_local() if isinstance(p, DTensor) else p for p in model.parameters()]
+    return sum(p.numel() * p.element_size() for p in local)
+
+@patch
+def _shard(self: Trainer):
+    "With `parallel='fsdp'`: shard every block, then the rest of the model, over the processes."
+    if self.config.parallel != "fsdp": return
+    if self.world_size == 1:
+        raise ValueError("parallel='fsdp' shards the model over several processes, but this one is alone "
+                         "(world_size 1): start them with `torchrun --nproc_per_node N` and call "
+                         "setup_distributed() first, or train with parallel='ddp' (in one process: the plain model)")
+    if self.config.fused_loss:
+        raise ValueError("fused_loss=True is not supported with parallel='fsdp' (its loss reads the embeddings and "
+                         "the output layer outside the model's forward, where FSDP gathers them): use fused_loss=False")
+    family = getattr(self.model, "family", None)
+    adapted = any(hasattr(m, "lora_a") for m in self.model.modules())
+    if family is None or adapted or not _blocks(self.model):
+        raise ValueError(f"parallel='fsdp' shards plain llmbook models (a family with blocks, no LoRA adapters); "
+                         f"this is a {type(self.model).__name__} (family {family!r}, LoRA: {adapted}): "
+                         f"use parallel='ddp'")
+    from torch.distributed.fsdp import fully_shard
+    for block in _blocks(self.model): fully_shard(block)  # each block gathered for its forward, freed after
+    fully_shard(self.model)  # the root: embeddings, final norm and head, and the hooks that drive the rest
 
 # %% ../nbs/10_training.ipynb #8a1e2bc0
 @patch
@@ -504,8 +559,7 @@ def _wrap_model(self: Trainer):
     "What the training step calls: the model, compiled and/or wrapped in DDP; the blocks to checkpoint."
     self._checkpointed = []
     if self.config.activation_checkpointing:
-        from llmbook.blocks import Stack
-        blocks = [b for m in self.model.modules() if isinstance(m, Stack) for b in m.blocks]
+        blocks = _blocks(self.model)
         if not blocks: raise ValueError(f"activation_checkpointing=True needs a model built of llmbook blocks "
                                         f"(a Stack); {type(self.model).__name__} has none")
         self._checkpointed = [(b, _checkpointed(b)) for b in blocks]
@@ -517,7 +571,7 @@ def _wrap_model(self: Trainer):
                              f"{getattr(self.task, '__name__', self.task)!r}: use fused_loss=False")
         model = NextTokenLoss(self.model)
     model = torch.compile(model) if self.config.compile else model
-    if self.world_size > 1:
+    if self.world_size > 1 and self.config.parallel == "ddp":  # "fsdp": sharded in `_shard`, nothing to wrap
         from torch.nn.parallel import DistributedDataParallel as DDP
         model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
     self.train_model = model
@@ -588,11 +642,12 @@ def _micro_batches(self: Trainer) -> tuple[list[dict], torch.Tensor]:
 def _backward(self: Trainer, micro: list[dict], n_labels: torch.Tensor) -> torch.Tensor:
     "Backpropagate every micro-batch: the gradients add up to the global mean's. Returns the summed loss."
     model = self.train_model
-    scale = (self.world_size / n_labels).float()  # DDP averages over processes; this makes it the global mean
+    scale = (self.world_size / n_labels).float()  # DDP and FSDP average over processes: this makes it the global mean
     loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
     checked = ids_checked_on_host if self._ids_checked else nullcontext
     for i, batch in enumerate(micro):
         sync_now = self.world_size == 1 or i == len(micro) - 1
+        sync_now = sync_now or self.config.parallel == "fsdp"  # FSDP: reduce-scatter each time, gradients stay shards
         with (nullcontext() if sync_now else model.no_sync()), checked(), self._checkpointing():
             with _autocast(self.device, self.dtype):
                 if self.config.fused_loss: loss = model(batch["input_ids"], batch["labels"], batch.get("attention_mask"))
@@ -647,6 +702,7 @@ def train_step(self: Trainer):
     self.settle()  # the previous step's numbers, while the device works on this one; before this update
     max_norm = self.config.max_grad_norm or math.inf
     grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+    grad_norm = _whole(grad_norm)  # sharded: the norm is a DTensor, the same on every rank
     self.optimizer.step()
     self.optimizer.zero_grad(set_to_none=True)
     self.step += 1
@@ -832,18 +888,27 @@ def _set_rng_state(tensors: dict, values: dict, collate):
     if "collate" in tensors and isinstance(g, torch.Generator): g.set_state(tensors["collate"])
 
 # %% ../nbs/10_training.ipynb #f690034a
+def _class_name(model: nn.Module) -> str:
+    "The model's own class name (`fully_shard` turns a `Decoder` into an `FSDPDecoder`)."
+    cls = type(model)
+    if dist.is_available():
+        from torch.distributed.fsdp import FSDPModule
+        cls = next(c for c in cls.__mro__ if not issubclass(c, FSDPModule))
+    return cls.__name__
+
 def _model_meta(model: nn.Module) -> dict:
     config = getattr(model, "config", None)
-    return {"model": type(model).__name__, "family": getattr(model, "family", None),
+    return {"model": _class_name(model), "family": getattr(model, "family", None),
             "config": config.to_dict() if hasattr(config, "to_dict") else None}
 
-def _save_model(model: nn.Module, folder: Path):
+def _save_model(model: nn.Module, folder: Path, weights: dict | None = None):
     from llmbook import hub
     from safetensors.torch import save_model
     adapted = any(hasattr(m, "lora_a") for m in model.modules())  # LoRA layers: hub.save refuses them (not a plain model)
     if getattr(model, "family", None) is not None and not adapted:  # a plain llmbook model: `hub.load(folder)` opens it
-        hub.save(model, folder)
+        hub.save(model, folder, state=weights)  # weights gathered from shards, or None: the model's own
         return
+    assert weights is None, "a sharded model is always a plain llmbook model (`_shard` refuses others)"
     save_model(model, str(folder / "model.safetensors"))
     meta = {"format": "llmbook", "version": None, **_model_meta(model)}
     (folder / "config.json").write_text(json.dumps(meta, indent=2))
@@ -889,17 +954,35 @@ def read_checkpoint(path: str | os.PathLike, # a checkpoint folder (`checkpoint-
     return meta
 
 # %% ../nbs/10_training.ipynb #02bcee39
-def _optimizer_tensors(optimizer) -> tuple[dict, dict, list[dict]]:
-    "AdamW's state by parameter name: tensors, scalars, and the param groups (names, no ids)."
+def _optimizer_tensors(optimizer,
+                       keep: bool = True, # False: only take part in gathering shards (the other ranks)
+                      ) -> tuple[dict, dict, list[dict]]:
+    "AdamW's state by parameter name, whole: tensors, scalars, and the param groups (names, no ids)."
     opt = optimizer.state_dict()
     names = [n for g in opt["param_groups"] for n in g["param_names"]]
     tensors, scalars = {}, {}
     for i, state in opt["state"].items():
         for k, v in state.items():
-            if torch.is_tensor(v): tensors[f"optimizer/{names[i]}/{k}"] = v.detach().contiguous().cpu()
+            if torch.is_tensor(v):
+                v = _whole(v.detach())  # the state of a sharded parameter is sharded too: gathered
+                if keep: tensors[f"optimizer/{names[i]}/{k}"] = v.contiguous().cpu()
             else: scalars[f"{names[i]}/{k}"] = v
     groups = [{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]]
     return tensors, scalars, groups
+
+@patch
+def _whole_state(self: Trainer) -> tuple[dict | None, tuple | None]:
+    "The weights (None: the model's own) and AdamW's state, whole, on rank 0; sharded, every rank gathers."
+    sharded = _sharded(self.model)
+    if not (self.is_main or sharded): return None, None
+    weights = None
+    if sharded:
+        weights = {}
+        for k, v in self.model.state_dict().items():
+            v = _whole(v.detach())  # an all-gather: every rank takes part, rank 0 keeps the result
+            if self.is_main: weights[k] = v.cpu()
+    optimizer = _optimizer_tensors(self.optimizer, keep=self.is_main)
+    return (weights, optimizer) if self.is_main else (None, None)
 
 @patch
 def _gather_rng(self: Trainer) -> list[tuple[dict, dict]]:
@@ -912,11 +995,11 @@ def _gather_rng(self: Trainer) -> list[tuple[dict, dict]]:
 
 # %% ../nbs/10_training.ipynb #cd39445f
 @patch
-def _write_checkpoint(self: Trainer, folder: Path, gathered: list):
+def _write_checkpoint(self: Trainer, folder: Path, gathered: list, whole: tuple):
     "Write the model, `trainer.safetensors` and `trainer.json` (with each file's SHA-256) into `folder`."
     from safetensors.torch import save_file
-    _save_model(self.model, folder)
-    tensors, scalars, groups = _optimizer_tensors(self.optimizer)
+    weights, (tensors, scalars, groups) = whole  # from `_whole_state`
+    _save_model(self.model, folder, weights)
     for r, (rng_tensors, _) in enumerate(gathered):
         tensors.update({f"rng/{r}/{k}": v.cpu() for k, v in rng_tensors.items()})
     for key in ("loss", "lr", "grad_norm", "tokens", "time"):
@@ -938,6 +1021,7 @@ def save_checkpoint(self: Trainer) -> Path | None:
     if self.out is None: raise ValueError("this trainer has no output folder (out=None)")
     self.settle()  # a diverged step is found here, before anything is written
     gathered = self._gather_rng()  # every process's random state goes into the checkpoint
+    whole = self._whole_state()  # the weights and AdamW's state (sharded: gathered by every rank)
     final = self.out / f"checkpoint-{self.step:07d}"
     if final.exists() and final != self.last_checkpoint:  # never replace another run's checkpoint
         raise FileExistsError(f"{final} exists but was not written by this run: the output folder mixes two runs")
@@ -945,7 +1029,7 @@ def save_checkpoint(self: Trainer) -> Path | None:
         self.out.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.out, prefix=".tmp-checkpoint-"))
         try:
-            self._write_checkpoint(tmp, gathered)
+            self._write_checkpoint(tmp, gathered, whole)
             for p in tmp.iterdir(): _fsync(p)
             os.replace(tmp, final)  # atomic: `final` appears complete, or not at all
             _fsync(self.out)
@@ -984,9 +1068,11 @@ def _load_optimizer(self: Trainer, path: Path, meta: dict, tensors: dict):
         raise ValueError(f"checkpoint {path}: the optimizer state covers other parameters "
                          f"(missing: {sorted(set(names) - saved)[:3]}, extra: {sorted(saved - set(names))[:3]})")
     scalars = meta["optimizer"]["scalars"]
+    params = [p for g in self.optimizer.param_groups for p in g["params"]]
     state = {}
     for i, n in enumerate(names):
         s = {k.rsplit("/", 1)[1]: v for k, v in tensors.items() if k.startswith(f"optimizer/{n}/")}
+        s = {k: (_shard_like(v, params[i]) if v.shape == params[i].shape else v) for k, v in s.items()}  # not `step`
         s.update({k.rsplit("/", 1)[1]: v for k, v in scalars.items() if k.startswith(f"{n}/")})
         if s: state[i] = s
     groups = []
@@ -1047,6 +1133,8 @@ def _load_weights(self: Trainer, path: Path):
     if family is not None:
         from llmbook.hub import upgrade_names
         state = {upgrade_names(family, k): v for k, v in state.items()}
+    own = self.model.state_dict()
+    state = {k: (_shard_like(v, own[k]) if k in own else v) for k, v in state.items()}  # sharded: this rank's shard
     missing, unexpected = self.model.load_state_dict(state, strict=False)
     tied = getattr(getattr(self.model, "config", None), "tie_embeddings", False)
     missing = [k for k in missing if not (tied and k == "head.weight")]  # a tied head is stored once

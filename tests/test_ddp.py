@@ -13,14 +13,14 @@ def _data():
     ids = torch.tensor(list(load_corpus("pydocs", "train").encode())[:30_000])
     return NextTokenDataset(ids, 32)
 
-def _trainer(out, batch_size, accumulate, resume=False, dropout=0.0):
+def _trainer(out, batch_size, accumulate, resume=False, dropout=0.0, **settings):
     from llmbook.core import seed_everything
     from llmbook.decoder import Decoder, preset
     from llmbook.training import Trainer
     seed_everything(0)
     model = Decoder(preset("tiny-gpt2", max_seq_len=32, dropout=dropout))
     return Trainer(model, _data(), out=out, resume=resume, max_steps=STEPS, batch_size=batch_size, accumulate=accumulate,
-                   lr=3e-3, warmup_steps=1, save_every=3, progress=False, plot=False)
+                   lr=3e-3, warmup_steps=1, save_every=3, progress=False, plot=False, **settings)
 
 def _losses(t): return [r["loss"] for r in t.history]
 
