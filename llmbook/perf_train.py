@@ -12,7 +12,7 @@ from torch.utils._pytree import tree_flatten
 from .data import IGNORE_INDEX
 
 # %% auto #0
-__all__ = ['BytesWritten', 'LinearCrossEntropy', 'linear_cross_entropy', 'NextTokenLoss']
+__all__ = ['BytesWritten', 'LinearCrossEntropy', 'linear_cross_entropy', 'NextTokenLoss', 'per_process_memory']
 
 # %% ../nbs/18_training_performance.ipynb #fd62bed5
 _ROWS_ONLY = {torch.ops.aten.index_add_.default: 3, torch.ops.aten.index_put_.default: 2,
@@ -121,3 +121,19 @@ class NextTokenLoss(nn.Module):
         h = m.run(m.tok_embed(input_ids), attention_mask)  # (B, T, C): the decoder's forward, up to its head
         return linear_cross_entropy(h * m.config.output_scale, m.head.weight, labels, m.config.vocab_size,
                                     self.chunk_rows)
+
+# %% ../nbs/18_training_performance.ipynb #94c6b069
+def per_process_memory(budget: dict[str, int], # `perf.memory_budget(...)` of a training step on one process's batch
+                       world_size: int, # processes, one per GPU
+                       parallel: str = "ddp", # "ddp": whole copies; "fsdp": shards
+                      ) -> dict[str, int]:
+    "Bytes each of `world_size` processes holds for its training step (what FSDP gathers to compute comes on top)."
+    from llmbook.training import PARALLELS  # the settings of `Trainer(parallel=...)`
+    if parallel not in PARALLELS: raise ValueError(f"parallel={parallel!r} is not one of {PARALLELS}")
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
+    if not budget.get("gradients"): raise ValueError("this budget has no gradients: pass memory_budget(..., training=True)")
+    shares = 1 if parallel == "ddp" else world_size
+    mine = {k: math.ceil(budget[k] / shares) for k in ("weights", "gradients", "optimizer")}
+    mine["activations"] = budget["activations"]  # each process's own slice of the batch, in both
+    return dict(mine, total=sum(mine.values()))

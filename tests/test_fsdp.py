@@ -57,6 +57,11 @@ def test_fsdp_two_processes(tmp_path):
     for r in (r0, r1): assert 0.45 * full_bytes <= r["local_bytes"] <= 0.55 * full_bytes, (r["local_bytes"], full_bytes)
     assert r0["adam_local"] + r1["adam_local"] == full_bytes // 4  # float32 numbers, one per weight
     assert r0["ddp_local_bytes"] == r1["ddp_local_bytes"] == full_bytes  # not sharded: a whole copy each
+    from llmbook.perf import memory_budget
+    from llmbook.perf_train import per_process_memory  # chapter 18's budget per process says the same
+    budget = memory_budget(single.model.config, 2, 32)
+    assert per_process_memory(budget, 2, "fsdp")["weights"] == r0["local_bytes"] == r1["local_bytes"]
+    assert per_process_memory(budget, 2, "ddp")["weights"] == r0["ddp_local_bytes"]
     assert r0["class"] == "FSDPDecoder"
     # rank 0 alone wrote the checkpoint (rank 1's `_save_model` raises); a plain single process loads it
     from llmbook import hub
