@@ -7,6 +7,10 @@ import torch
 import torch.multiprocessing as mp
 from test_ddp import STEPS, _trainer, _losses, _free_port
 
+def _eval_data():
+    from test_ddp import _data
+    return torch.utils.data.Subset(_data(), range(10))  # batches of 4, 4 and 2
+
 def _worker(rank, world_size, tmp, port):
     torch.set_num_threads(1)
     tmp = Path(tmp)
@@ -28,6 +32,11 @@ def _worker(rank, world_size, tmp, port):
         exp_avg = [s["exp_avg"] for s in t.optimizer.state.values()]
         result = {"losses": _losses(t), "local_bytes": local_bytes(t.model),
                   "adam_local": sum(v.to_local().numel() for v in exp_avg), "class": type(t.model).__name__}
+        # evaluation of a sharded model: 3 batches over 2 ranks (every rank must join every forward)
+        result["eval"] = training.evaluate(t.model, _eval_data(), batch_size=4)
+        # activation checkpointing recomputes each block inside FSDP's gathered weights: the same losses
+        recomputed = _trainer(None, 2, 2, parallel="fsdp", activation_checkpointing=True); recomputed.fit()
+        result["recomputed"] = _losses(recomputed)
         # exact resume under FSDP, with dropout: 6 steps straight vs 4 + a resumed 2
         straight = _trainer(tmp / "straight", 2, 2, dropout=0.1, parallel="fsdp"); straight.fit()
         first = _trainer(tmp / "resumed", 2, 2, dropout=0.1, parallel="fsdp"); first.fit(4)
@@ -77,6 +86,11 @@ def test_fsdp_two_processes(tmp_path):
     assert set(state) == set(gathered)
     for k, v in gathered.items(): torch.testing.assert_close(state[k], v, rtol=0, atol=0, msg=k)  # bit for bit
     for k, v in single.model.state_dict().items(): torch.testing.assert_close(state[k], v, rtol=1e-4, atol=1e-5, msg=k)
+    # the sharded model's evaluation = the loaded model's, in one process
+    from llmbook.training import evaluate
+    assert r0["eval"] == r1["eval"]
+    for k, v in evaluate(loaded, _eval_data(), batch_size=4).items(): torch.testing.assert_close(r0["eval"][k], v, msg=k)
+    assert r0["recomputed"] == r0["losses"]  # activation checkpointing: bit for bit
     # AdamW's state in the checkpoint is whole (gathered), not rank 0's shard
     from safetensors.torch import load_file
     adam = load_file(str(saved[-1] / "trainer.safetensors"))
