@@ -96,6 +96,12 @@ def test_fsdp_two_processes(tmp_path):
     adam = load_file(str(saved[-1] / "trainer.safetensors"))
     for name, p in single.model.named_parameters():
         assert adam[f"optimizer/{name}/exp_avg"].shape == p.shape, name
+    # one process resumes the FSDP run from its step-3 checkpoint (the same global batch, 4 x 2) and continues it
+    import pytest
+    with pytest.warns(UserWarning, match="parallel: 'fsdp' -> 'ddp'"):
+        solo = _trainer(tmp_path / "solo", batch_size=4, accumulate=2, resume=saved[0])
+    solo.fit()
+    torch.testing.assert_close(_losses(solo), r0["losses"], rtol=1e-5, atol=1e-6)
     # a resumed FSDP run (dropout on) continues exactly as the uninterrupted one
     assert r0["resumed"] == r0["straight"] and r1["resumed"] == r1["straight"]
     # DDP with the fused loss: the losses of the plain loss (chunked sums: float rounding only)
