@@ -11,7 +11,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['in_test', 'learner_hint', 'chapter_setup', 'get_device', 'seed_everything', 'autocast_dtype', 'autocast',
-           'count_params', 'format_size', 'param_bytes', 'evaluating', 'draw_boxes']
+           'vocab_padding', 'count_params', 'format_size', 'param_bytes', 'evaluating', 'draw_boxes']
 
 # %% ../nbs/00_core.ipynb #873d6d65
 def in_test() -> bool:
@@ -101,15 +101,35 @@ def autocast(device: str | torch.device | None = None, # the device to compute o
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 # %% ../nbs/00_core.ipynb #3fb2814a
+def vocab_padding(model: nn.Module, # any PyTorch module; models with a `config` of `vocab_size` and `padded_vocab` count
+                  trainable: bool = False, # only count parameters with `requires_grad`
+                 ) -> int:
+    "Scalars in the vocabulary rows that `pad_vocab_multiple` adds (no token ever uses them), shared tensors once."
+    seen, total = set(), 0
+    for m in model.modules():
+        c = getattr(m, "config", None)
+        real, rows = getattr(c, "vocab_size", None), getattr(c, "padded_vocab", None)
+        if not real or not rows or rows == real: continue
+        for part in ("tok_embed", "head", "mlm"):  # the modules with one row (or bias entry) per token
+            sub = getattr(m, part, None)
+            if not isinstance(sub, nn.Module): continue
+            for p in sub.parameters():
+                if id(p) in seen or p.ndim == 0 or p.shape[0] != rows or (trainable and not p.requires_grad): continue
+                seen.add(id(p))
+                total += (rows - real) * (p.numel() // rows)
+    return total
+
 def count_params(model: nn.Module, # any PyTorch module
                  trainable: bool = False, # only count parameters with `requires_grad`
+                 padding: bool = False, # also count the padded vocabulary rows (memory that no token uses)
                 ) -> int:
-    "Number of scalar parameters in `model`, counting shared (tied) tensors once."
+    "Number of scalar parameters in `model`, counting shared (tied) tensors once and padded vocabulary rows not at all."
     seen, total = set(), 0
     for p in model.parameters():  # `parameters()` already skips repeated tensors; the set guards custom iterators
         if id(p) in seen or (trainable and not p.requires_grad): continue
-        seen.add(id(p)); total += p.numel()
-    return total
+        seen.add(id(p))
+        total += p.numel()
+    return total if padding else total - vocab_padding(model, trainable)
 
 def format_size(n: float, # a count (parameters, tokens) or, with `unit="B"`, bytes
                 unit: str = "", # appended after the suffix, e.g. "B" for bytes

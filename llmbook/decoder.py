@@ -9,13 +9,15 @@ import torch
 from torch import nn
 from .embeddings import TokenEmbedding
 from .attention import KVCache
+from .core import count_params
 from .blocks import TransformerConfig, Stack, PRESETS, add_presets, preset
 
 # %% auto #0
 __all__ = ['init_weights', 'check_input_ids', 'Decoder', 'model_size', 'kv_cache_bytes']
 
 # %% ../nbs/06_decoder.ipynb #7e475482
-_GPT2 = dict(vocab_size=50257, max_seq_len=1024, norm_eps=1e-5, mlp_act="gelu_tanh", position="learned")
+_GPT2 = dict(vocab_size=50257, max_seq_len=1024, norm_eps=1e-5, mlp_act="gelu_tanh", position="learned",
+             pad_vocab_multiple=64) # 50,304 rows inside, 50,257 logits outside: see "The model" below
 _LLAMA = dict(norm="rmsnorm", norm_bias=False, mlp_act="silu", gated_mlp=True, bias=False, position="rope",
               tie_embeddings=False)
 add_presets("decoder", {
@@ -27,7 +29,8 @@ add_presets("decoder", {
                   norm_eps=1e-5), # Llama 2 7B
     "llama3-8b": dict(_LLAMA, vocab_size=128256, max_seq_len=8192, d_model=4096, n_layers=32, n_heads=32, n_kv_heads=8,
                       d_ff=14336, norm_eps=1e-5, rope_theta=500000.0),
-    "tiny-gpt2": dict(_GPT2, vocab_size=256, max_seq_len=128, d_model=64, n_layers=2, n_heads=4),
+    "tiny-gpt2": dict(_GPT2, vocab_size=256, max_seq_len=128, d_model=64, n_layers=2, n_heads=4,
+                      pad_vocab_multiple=None), # CPU-sized: padding buys nothing there (and 256 is already round)
     "tiny-llama": dict(_LLAMA, vocab_size=256, max_seq_len=128, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2,
                        d_ff=176, norm_eps=1e-6),
 })
@@ -120,8 +123,8 @@ class Decoder(Stack):
 # %% ../nbs/06_decoder.ipynb #600db4bc
 def model_size(name: str # a preset name
               ) -> int:
-    "Parameters of a preset's decoder, counted on the meta device (nothing allocated)."
-    with torch.device("meta"): return sum(p.numel() for p in {id(p): p for p in Decoder(preset(name)).parameters()}.values())
+    "Parameters of a preset's decoder, counted on the meta device (nothing allocated); padded vocabulary rows not counted."
+    with torch.device("meta"): return count_params(Decoder(preset(name)))
 
 # %% ../nbs/06_decoder.ipynb #191bff61
 def kv_cache_bytes(config: TransformerConfig, # a decoder's config

@@ -64,7 +64,8 @@ def _gpt2_config(cfg: dict) -> TransformerConfig:
         n_heads=cfg["n_head"], d_ff=cfg.get("n_inner"), norm="layernorm", norm_eps=cfg.get("layer_norm_epsilon", 1e-5),
         mlp_act=_HF_ACTS[cfg.get("activation_function", "gelu_new")], position="learned",
         tie_embeddings=cfg.get("tie_word_embeddings", True),
-        attn_scale=None if cfg.get("scale_attn_weights", True) else 1.0)
+        attn_scale=None if cfg.get("scale_attn_weights", True) else 1.0,
+        pad_vocab_multiple=64) # as the GPT-2 presets; None: the checkpoint's exact rows
 
 # %% ../nbs/09_pretrained.ipynb #37c43d64
 def _rope_settings(cfg: dict) -> tuple[float, dict | None]:
