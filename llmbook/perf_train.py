@@ -123,7 +123,7 @@ class NextTokenLoss(nn.Module):
                                     self.chunk_rows)
 
 # %% ../nbs/18_training_performance.ipynb #94c6b069
-def per_process_memory(budget: dict[str, int], # `perf.memory_budget(...)` of a training step on one process's batch
+def per_process_memory(budget: dict[str, int], # `perf.memory_budget(...)`: a training step, one process's batch
                        world_size: int, # processes, one per GPU
                        parallel: str = "ddp", # "ddp": whole copies; "fsdp": shards
                       ) -> dict[str, int]:
@@ -132,7 +132,8 @@ def per_process_memory(budget: dict[str, int], # `perf.memory_budget(...)` of a 
     if parallel not in PARALLELS: raise ValueError(f"parallel={parallel!r} is not one of {PARALLELS}")
     if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
         raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
-    if not budget.get("gradients"): raise ValueError("this budget has no gradients: pass memory_budget(..., training=True)")
+    if not budget.get("gradients"):
+        raise ValueError("this budget has no gradients: pass memory_budget(..., training=True)")
     shares = 1 if parallel == "ddp" else world_size
     mine = {k: math.ceil(budget[k] / shares) for k in ("weights", "gradients", "optimizer")}
     mine["activations"] = budget["activations"]  # each process's own slice of the batch, in both

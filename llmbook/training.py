@@ -463,10 +463,12 @@ def _shard(self: Trainer):
     if self.world_size == 1:
         raise ValueError("parallel='fsdp' shards the model over several processes, but this one is alone "
                          "(world_size 1): start them with `torchrun --nproc_per_node N` and call "
-                         "setup_distributed() first, or train with parallel='ddp' (in one process: the plain model)")
+                         "setup_distributed() first, or train with parallel='ddp' "
+                         "(in one process: the plain model)")
     if self.config.fused_loss:
-        raise ValueError("fused_loss=True is not supported with parallel='fsdp' (its loss reads the embeddings and "
-                         "the output layer outside the model's forward, where FSDP gathers them): use fused_loss=False")
+        raise ValueError("fused_loss=True is not supported with parallel='fsdp' (its loss reads the "
+                         "embeddings and the output layer outside the model's forward, where FSDP gathers "
+                         "them): use fused_loss=False")
     family = getattr(self.model, "family", None)
     adapted = any(hasattr(m, "lora_a") for m in self.model.modules())
     if family is None or adapted or not _blocks(self.model):
@@ -642,12 +644,12 @@ def _micro_batches(self: Trainer) -> tuple[list[dict], torch.Tensor]:
 def _backward(self: Trainer, micro: list[dict], n_labels: torch.Tensor) -> torch.Tensor:
     "Backpropagate every micro-batch: the gradients add up to the global mean's. Returns the summed loss."
     model = self.train_model
-    scale = (self.world_size / n_labels).float()  # DDP and FSDP average over processes: this makes it the global mean
+    scale = (self.world_size / n_labels).float()  # DDP and FSDP average over processes: this gives the global mean
     loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
     checked = ids_checked_on_host if self._ids_checked else nullcontext
     for i, batch in enumerate(micro):
         sync_now = self.world_size == 1 or i == len(micro) - 1
-        sync_now = sync_now or self.config.parallel == "fsdp"  # FSDP: reduce-scatter each time, gradients stay shards
+        sync_now = sync_now or self.config.parallel == "fsdp"  # FSDP reduce-scatters each time: gradients in shards
         with (nullcontext() if sync_now else model.no_sync()), checked(), self._checkpointing():
             with _autocast(self.device, self.dtype):
                 if self.config.fused_loss: loss = model(batch["input_ids"], batch["labels"], batch.get("attention_mask"))
@@ -1072,7 +1074,8 @@ def _load_optimizer(self: Trainer, path: Path, meta: dict, tensors: dict):
     state = {}
     for i, n in enumerate(names):
         s = {k.rsplit("/", 1)[1]: v for k, v in tensors.items() if k.startswith(f"optimizer/{n}/")}
-        s = {k: (_shard_like(v, params[i]) if v.shape == params[i].shape else v) for k, v in s.items()}  # not `step`
+        s = {k: (_shard_like(v, params[i]) if v.shape == params[i].shape else v)  # sharded: this rank's shard
+             for k, v in s.items()}  # (`step`, a number, stays whole)
         s.update({k.rsplit("/", 1)[1]: v for k, v in scalars.items() if k.startswith(f"{n}/")})
         if s: state[i] = s
     groups = []
@@ -1134,7 +1137,7 @@ def _load_weights(self: Trainer, path: Path):
         from llmbook.hub import upgrade_names
         state = {upgrade_names(family, k): v for k, v in state.items()}
     own = self.model.state_dict()
-    state = {k: (_shard_like(v, own[k]) if k in own else v) for k, v in state.items()}  # sharded: this rank's shard
+    state = {k: (_shard_like(v, own[k]) if k in own else v) for k, v in state.items()}  # sharded: its shard
     missing, unexpected = self.model.load_state_dict(state, strict=False)
     tied = getattr(getattr(self.model, "config", None), "tie_embeddings", False)
     missing = [k for k in missing if not (tied and k == "head.weight")]  # a tied head is stored once

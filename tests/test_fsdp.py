@@ -1,6 +1,6 @@
-"""FSDP2 (`parallel="fsdp"`) on CPU (gloo), two processes: the losses of one process with the same global batch, each
-rank holding half the parameter bytes, rank 0 alone writing a checkpoint that a single process loads, exact resume;
-and `fused_loss=True` under DDP giving the losses of `fused_loss=False`."""
+"""FSDP2 (`parallel="fsdp"`) on CPU (gloo), two processes: the losses of one process with the same global batch,
+each rank holding half the parameter bytes, rank 0 alone writing a checkpoint that a single process loads, exact
+resume; and `fused_loss=True` under DDP giving the losses of `fused_loss=False`."""
 import json, os
 from pathlib import Path
 import torch
@@ -63,7 +63,7 @@ def test_fsdp_two_processes(tmp_path):
     assert r0["losses"][-1] < r0["losses"][0]
     # the point of FSDP: each rank holds about half of the weights (and of AdamW's state), together all of them
     assert r0["local_bytes"] + r1["local_bytes"] == full_bytes, (r0["local_bytes"], r1["local_bytes"], full_bytes)
-    for r in (r0, r1): assert 0.45 * full_bytes <= r["local_bytes"] <= 0.55 * full_bytes, (r["local_bytes"], full_bytes)
+    for r in (r0, r1): assert 0.45 * full_bytes <= r["local_bytes"] <= 0.55 * full_bytes, r["local_bytes"]
     assert r0["adam_local"] + r1["adam_local"] == full_bytes // 4  # float32 numbers, one per weight
     assert r0["ddp_local_bytes"] == r1["ddp_local_bytes"] == full_bytes  # not sharded: a whole copy each
     from llmbook.perf import memory_budget
@@ -85,11 +85,13 @@ def test_fsdp_two_processes(tmp_path):
     state = loaded.state_dict()
     assert set(state) == set(gathered)
     for k, v in gathered.items(): torch.testing.assert_close(state[k], v, rtol=0, atol=0, msg=k)  # bit for bit
-    for k, v in single.model.state_dict().items(): torch.testing.assert_close(state[k], v, rtol=1e-4, atol=1e-5, msg=k)
+    for k, v in single.model.state_dict().items():
+        torch.testing.assert_close(state[k], v, rtol=1e-4, atol=1e-5, msg=k)
     # the sharded model's evaluation = the loaded model's, in one process
     from llmbook.training import evaluate
     assert r0["eval"] == r1["eval"]
-    for k, v in evaluate(loaded, _eval_data(), batch_size=4).items(): torch.testing.assert_close(r0["eval"][k], v, msg=k)
+    for k, v in evaluate(loaded, _eval_data(), batch_size=4).items():
+        torch.testing.assert_close(r0["eval"][k], v, msg=k)
     assert r0["recomputed"] == r0["losses"]  # activation checkpointing: bit for bit
     # AdamW's state in the checkpoint is whole (gathered), not rank 0's shard
     from safetensors.torch import load_file
