@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #34e57cc5
 from __future__ import annotations
-import os, sys, json, argparse, platform, importlib.metadata
+import os, sys, json, argparse, platform, importlib.metadata, importlib.util
 import torch
 from .core import get_device, autocast_dtype, format_size, count_params, seed_everything
 from .data import CORPORA, corpus_docs, DownloadError
@@ -12,7 +12,9 @@ from .training import (PRECISIONS, TrainingDiverged, setup_distributed, cleanup_
                               enable_tf32)
 
 # %% auto #0
-__all__ = ['info', 'parser', 'main']
+__all__ = ['info', 'chapters', 'page_name', 'title', 'stated_time', 'course_time', 'directives', 'strip_directives',
+           'defined_names', 'reader_cells', 'exporter', 'nav', 'page_links', 'render', 'api_entries', 'api_entry',
+           'api_cells', 'contents', 'build_site', 'parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #35176e5c
 def _version(pkg: str) -> str | None:
@@ -233,6 +235,336 @@ def _chat(args) -> int:
         messages.append({"role": "assistant", "content": reply})
     return 0
 
+# %% ../nbs/90_cli.ipynb #dd3ae345
+import ast, html, inspect, re
+from pathlib import Path
+
+# %% ../nbs/90_cli.ipynb #157bfb76
+def chapters(nbs: Path # the folder of notebooks
+            ) -> list[Path]:
+    "The course's notebooks in reading order: `index.ipynb` first, then the others by name."
+    nbs = Path(nbs)
+    found = sorted(p for p in nbs.glob("*.ipynb") if not p.name.startswith(("_", ".")))
+    if not found: raise FileNotFoundError(f"no notebooks in {nbs}: pass the course's nbs/ folder")
+    return sorted(found, key=lambda p: p.name != "index.ipynb")
+
+def page_name(nb: Path) -> str:
+    "The page a notebook becomes, as nbdev names it: `04_attention.ipynb` -> `attention.html`."
+    return re.sub(r"^\d+[a-zA-Z0-9]*_", "", Path(nb).name.lower()).removesuffix(".ipynb") + ".html"
+
+# %% ../nbs/90_cli.ipynb #55756243
+def _markdown(cells: list) -> list[str]: return ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+
+def title(cells: list) -> str:
+    "The text of a notebook's first `# heading`."
+    for text in _markdown(cells):
+        m = re.search(r"^#\s+(.+)$", text, re.M)
+        if m: return m.group(1).strip()
+    raise ValueError("no '# Title' heading in any markdown cell")
+
+def stated_time(cells: list) -> str | None:
+    "How long a chapter says it runs: '*Runs in about a minute on a laptop CPU; ...*' -> 'about a minute'."
+    for text in _markdown(cells)[:3]:
+        m = re.search(r"^\*Runs in (.+?) on a laptop CPU", text, re.M)
+        if m: return m.group(1)
+    return None
+
+_AMOUNT = r"(?:\d[\d.,]*|an?|one|two|three|four|five|six|seven|eight|nine|ten|half an?|a few)"
+def course_time(cells: list) -> str | None:
+    "The front page's sentence on how long the whole course takes, if it has one."
+    prose = re.sub(r"```.*?```|`[^`]*`", " ", "\n\n".join(_markdown(cells)), flags=re.S)  # not code
+    for sentence in re.split(r"(?<=[.!?])\s+|\n\s*\n", prose):
+        about_course = re.search(r"\b(whole|entire|full) course\b|\bcourse (takes|runs)\b", sentence, re.I)
+        if about_course and re.search(rf"\b{_AMOUNT}\s+(hours?|minutes?)\b", sentence, re.I):
+            return " ".join(sentence.split())
+    return None
+
+# %% ../nbs/90_cli.ipynb #2f4b27e5
+def directives(src: str) -> dict:
+    "A code cell's leading `#|` lines: `'#| export\\n#| echo: false\\nx = 1'` -> `{'export': [], 'echo': ['false']}`."
+    found = {}
+    for line in src.splitlines():
+        if not line.strip(): continue
+        if not line.startswith("#|"): break
+        name, *args = line[2:].replace(":", " ").split()
+        found[name] = args
+    return found
+
+def strip_directives(src: str) -> str:
+    "The cell without its `#|` lines."
+    return "\n".join(line for line in src.splitlines() if not line.startswith("#|")).strip("\n")
+
+# %% ../nbs/90_cli.ipynb #f77cdbe2
+def _methods(node: ast.ClassDef) -> list[str]:
+    return [f"{node.name}.{m.name}" for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+def defined_names(src: str) -> list[str]:
+    "Functions, classes and methods a cell defines, as nbdev names them: `@patch def f(self: A)` -> `A.f`."
+    names = []
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.ClassDef): names += [node.name, *_methods(node)]
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)): continue
+        patched = any(ast.unparse(d).split("(")[0] in ("patch", "patch_to") for d in node.decorator_list)
+        owner = node.args.args[0].annotation if patched and node.args.args else None
+        if owner is None: names.append(node.name)
+        else: names += [f"{ast.unparse(o)}.{node.name}" for o in (owner.elts if isinstance(owner, ast.Tuple) else [owner])]
+    return names
+
+# %% ../nbs/90_cli.ipynb #e490e261
+def reader_cells(cells: list, # a notebook's cells
+                 anchors: dict # qualified name -> anchor, for the symbols this notebook defines
+                ) -> tuple[list, set]:
+    "The cells a page shows, and the anchors placed on them (one cell each: the first that defines the symbol)."
+    shown, placed = [], set()
+    for cell in cells:
+        cell = json.loads(json.dumps(cell))  # a copy: the notebook itself stays as it is
+        src = "".join(cell["source"])
+        found = directives(src) if cell["cell_type"] == "code" else {}
+        if "hide" in found or found.get("include") == ["false"]: continue
+        cell["source"] = strip_directives(src) if cell["cell_type"] == "code" else src
+        if found.get("echo") == ["false"]: cell["metadata"]["transient"] = {"remove_source": True}
+        if found.get("output") == ["false"]: cell["outputs"] = []
+        if cell["cell_type"] == "code" and not cell["source"].strip() and not cell["outputs"]: continue
+        if any(name.startswith("export") for name in found):
+            try: names = defined_names(cell["source"])
+            except SyntaxError: names = []  # e.g. a cell with IPython magics: no symbol of the library
+            new = [anchors[n] for n in names if n in anchors and anchors[n] not in placed]
+            if new: cell["metadata"]["site_anchors"] = new
+            placed.update(new)
+        shown.append(cell)
+    return shown, placed
+
+# %% ../nbs/90_cli.ipynb #8b6b08e1
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block extra_css -%}<style>
+nav.site { display: flex; justify-content: space-between; gap: 1em; padding: 0.6em 1.2em;
+           font-family: var(--jp-content-font-family); border-bottom: 1px solid #ddd; }
+nav.site.bottom { border-top: 1px solid #ddd; border-bottom: none; margin-top: 2em; }
+div.contents { padding: 0 1.2em; } ol.contents .time { color: #777; }
+.api-entry { border-left: 3px solid #ddd; padding-left: 1em; margin: 1.5em 0; }
+.api-entry code.signature { white-space: pre-wrap; }
+.api-entry th, .api-entry td { text-align: left !important; }
+</style>{%- endblock extra_css -%}
+{%- block body_header -%}{{ super() }}{{ resources.site_nav }}{{ resources.site_contents }}{%- endblock body_header -%}
+{%- block body_footer -%}
+{{ resources.site_nav | replace('class="site"', 'class="site bottom"') }}{{ super() }}
+{%- endblock body_footer -%}
+{%- block any_cell scoped -%}
+{%- for a in cell.metadata.get('site_anchors', []) %}<a id="{{ a }}"></a>{% endfor -%}
+{{ super() }}
+{%- endblock any_cell -%}
+{%- block rawcell scoped -%}
+{%- if cell.metadata.get('site_html') -%}<div class="jp-RenderedHTMLCommon">{{ cell.source }}</div>
+{%- else -%}{{ super() }}{%- endif -%}
+{%- endblock rawcell -%}
+"""
+
+def exporter():
+    "nbconvert's JupyterLab look, with our template: pictures embedded, no prompts, nothing from the network."
+    import jinja2
+    from nbconvert import HTMLExporter
+    return HTMLExporter(template_name="lab", template_file="llmbook_site.html.j2", embed_images=True,
+                        exclude_input_prompt=True, exclude_output_prompt=True,
+                        extra_loaders=[jinja2.DictLoader({"llmbook_site.html.j2": _TEMPLATE})])
+
+# %% ../nbs/90_cli.ipynb #9556aec0
+def _link(href: str, text: str) -> str: return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
+
+def nav(prev: tuple | None, # (page, title) of the previous page, if any
+        next: tuple | None # (page, title) of the next page, if any
+       ) -> str:
+    "The bar at the top and bottom of every page: previous, contents, API reference, next."
+    left = f'<span class="prev">← {_link(*prev)}</span>' if prev else "<span></span>"
+    right = f'<span class="next">{_link(*next)} →</span>' if next else "<span></span>"
+    middle = f'<span>{_link("index.html", "Contents")} · {_link("api.html", "API reference")}</span>'
+    return f'<nav class="site">{left}{middle}{right}</nav>'
+
+def page_links(page: str, # a page's HTML
+               names: dict # notebook name -> page name
+              ) -> str:
+    "Links to notebooks of the site become links to their pages: `04_attention.ipynb#x` -> `attention.html#x`."
+    def to_page(m): return f'href="{names[m.group(1)]}{m.group(2) or ""}"' if m.group(1) in names else m.group(0)
+    return re.sub(r'href="([\w.-]+\.ipynb)(#[^"]*)?"', to_page, page)
+
+# %% ../nbs/90_cli.ipynb #fc2e8650
+def render(exporter, # from `exporter()`
+           cells: list, # the cells to show (`reader_cells`)
+           title: str, # the page's title
+           nbs: Path, # the notebooks' folder, where pictures in markdown are found
+           site_nav: str, # the bar at the top and bottom (`nav`)
+           site_contents: str = "", # HTML shown under the top bar (the front page's contents list)
+           metadata: dict | None = None # the notebook's metadata
+          ) -> str:
+    "One page of the site."
+    import nbformat
+    nb = nbformat.reads(json.dumps({"cells": cells, "metadata": {**(metadata or {}), "title": title},
+                                    "nbformat": 4, "nbformat_minor": 5}), as_version=4)
+    resources = {"metadata": {"path": str(nbs)}, "site_nav": site_nav, "site_contents": site_contents}
+    page, _ = exporter.from_notebook_node(nb, resources=resources)
+    return page
+
+# %% ../nbs/90_cli.ipynb #559de58c
+def _find(module: str, qual: str):
+    obj = importlib.import_module(module)
+    for part in qual.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"llmbook/_modidx.py names {module}.{qual}, which {module} lacks: run nbdev_export")
+        obj = getattr(obj, part)
+    return obj
+
+def api_entries(modidx: dict, # llmbook/_modidx.py's `d`
+                pages: list[str] # the pages of the site
+               ) -> dict:
+    "Module -> its public symbols as `(qualified name, object, 'page.html#anchor')`, for the site's pages."
+    found = {}
+    for module, syms in modidx["syms"].items():
+        entries = []
+        for full, (url, _) in syms.items():
+            qual = full.removeprefix(module + ".")
+            if any(part.startswith("_") for part in qual.split(".")) or url.split("#")[0] not in pages: continue
+            entries.append((qual, _find(module, qual), url))
+        if entries: found[module] = entries
+    return found
+
+# %% ../nbs/90_cli.ipynb #c2ce1870
+def _signature(name: str, obj, method: bool) -> str:
+    try: sig = inspect.signature(obj, eval_str=True)
+    except Exception:  # an annotation that cannot be evaluated here: show it as written
+        try: sig = inspect.signature(obj)
+        except (TypeError, ValueError): return name
+    params = list(sig.parameters.values())
+    if method and params and params[0].name in ("self", "cls"): sig = sig.replace(parameters=params[1:])
+    return f"{name}{sig}"
+
+def _prose(text: str) -> str: return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+def _code(text: str) -> str: return f"<code>{html.escape(text)}</code>" if text else ""
+
+def _parameters(obj) -> str:
+    from fastcore.docments import docments
+    try: params = docments(obj, full=True, returns=False)
+    except (TypeError, ValueError, OSError): return ""  # e.g. a builtin: no source to read comments from
+    rows = []
+    for p, d in params.items():
+        if p in ("self", "cls"): continue
+        anno = "" if d.anno is inspect.Parameter.empty else getattr(d.anno, "__name__", str(d.anno))
+        default = "" if d.default is inspect.Parameter.empty else repr(d.default)
+        rows.append(f"<tr><td>{_code(p)}</td><td>{_code(anno)}</td><td>{_code(default)}</td>"
+                    f"<td>{_prose(d.docment or '')}</td></tr>")
+    if not rows: return ""
+    head = "<tr><th>parameter</th><th>type</th><th>default</th><th>meaning</th></tr>"
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+def api_entry(module: str, qual: str, obj, url: str) -> str:
+    "One symbol of the reference, anchored at its full name (`llmbook.decoder.Decoder`)."
+    kind = "class" if inspect.isclass(obj) else "method" if "." in qual else "function"
+    heading = "h4" if kind == "method" else "h3"
+    doc = inspect.getdoc(obj) if (obj.__doc__ or "").strip() else ""  # not a docstring inherited from torch
+    return (f'<div class="api-entry" id="{module}.{qual}"><{heading}>{html.escape(qual)} <small>{kind}</small>'
+            f'</{heading}><code class="signature">{html.escape(_signature(qual.split(".")[-1], obj, kind == "method"))}'
+            f'</code><p>{_prose(doc)}</p>'
+            f'{_parameters(obj)}<p>Defined in {_link(url, url.split("#")[0])}</p></div>')
+
+# %% ../nbs/90_cli.ipynb #22caafc2
+def api_cells(modidx: dict, # llmbook/_modidx.py's `d`
+              pages: dict # page -> title, in reading order
+             ) -> tuple[list, dict]:
+    "The API reference as cells for `render`, and its entries (`api_entries`)."
+    entries = api_entries(modidx, list(pages))
+    def page_of(module): return entries[module][0][2].split("#")[0]
+    modules = sorted(entries, key=lambda m: (list(pages).index(page_of(m)), m))
+    listing = "".join(f'<li>{_link("#" + m, m)}: {len(entries[m])} symbols, from '
+                      f'{_link(page_of(m), pages[page_of(m)])}</li>' for m in modules)
+    intro = ("# API reference\n\nEvery public function, class and method the chapters export, with its signature "
+             "and parameters, module by module; each links to the cell of the chapter that defines it.")
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": intro},
+             {"cell_type": "raw", "metadata": {"site_html": True}, "source": f"<ul>{listing}</ul>"}]
+    for m in modules:
+        body = "".join(api_entry(m, qual, obj, url) for qual, obj, url in entries[m])
+        cells.append({"cell_type": "raw", "metadata": {"site_html": True}, "source": f'<h2 id="{m}">{m}</h2>{body}'})
+    return [{**c, "id": f"api-{i}"} for i, c in enumerate(cells)], entries
+
+# %% ../nbs/90_cli.ipynb #9fe21f4a
+def contents(notebooks: dict # notebook path -> its cells, in reading order
+            ) -> str:
+    "The front page's contents list, as HTML."
+    items = []
+    for path, cells in notebooks.items():
+        if path.name == "index.ipynb": continue
+        time = stated_time(cells)
+        items.append(f"<li>{_link(page_name(path), title(cells))}"
+                     + (f' <span class="time">({html.escape(time)})</span>' if time else "") + "</li>")
+    index = [cells for path, cells in notebooks.items() if path.name == "index.ipynb"]
+    total = course_time(index[0]) if index else None
+    return ('<div class="contents jp-RenderedHTMLCommon"><h2>Contents</h2>'
+            + (f"<p>{html.escape(total)}</p>" if total else "")
+            + f'<ol class="contents">{"".join(items)}</ol><p>{_link("api.html", "API reference")}</p></div>')
+
+# %% ../nbs/90_cli.ipynb #69d36e0a
+def _anchors(modidx: dict) -> dict:
+    "page -> {qualified name: anchor}, from `_modidx.py`."
+    found = {}
+    for module, syms in modidx["syms"].items():
+        for full, (url, _) in syms.items():
+            page, _, anchor = url.partition("#")
+            found.setdefault(page, {})[full.removeprefix(module + ".")] = anchor
+    return found
+
+def build_site(out: Path, # the folder to write the pages to (created; pages already there are replaced)
+               nbs: Path, # the course's notebooks
+               only: list[str] | None = None, # the names of the notebooks to render (default: all)
+               modidx: dict | None = None # symbol -> 'page.html#anchor' (default: llmbook/_modidx.py's)
+              ) -> dict:
+    "Render the course to HTML pages in `out`: the chapters in reading order, a contents list, an API reference."
+    if modidx is None: from llmbook._modidx import d as modidx
+    nbs, out = Path(nbs), Path(out)
+    course = chapters(nbs)
+    if only is not None:
+        unknown = sorted(set(only) - {p.name for p in course})
+        if unknown: raise ValueError(f"{unknown} are not notebooks of {nbs}; expected names like '{course[-1].name}'")
+        course = [p for p in course if p.name in only]
+    notebooks = {p: json.loads(p.read_text(encoding="utf-8")) for p in course}
+    pages = {page_name(p): title(nb["cells"]) for p, nb in notebooks.items()}
+    order, anchors, placed, ex = list(pages), _anchors(modidx), {}, exporter()
+    out.mkdir(parents=True, exist_ok=True)
+    for i, (path, nb) in enumerate(notebooks.items()):
+        page = order[i]
+        cells, placed[page] = reader_cells(nb["cells"], anchors.get(page, {}))
+        prev = (order[i - 1], pages[order[i - 1]]) if i > 0 else None
+        next = (order[i + 1], pages[order[i + 1]]) if i + 1 < len(order) else None
+        listing = contents({p: n["cells"] for p, n in notebooks.items()}) if page == "index.html" else ""
+        text = render(ex, cells, pages[page], nbs, nav(prev, next), listing, nb.get("metadata"))
+        (out / page).write_text(page_links(text, {p.name: page_name(p) for p in course}), encoding="utf-8")
+    cells, entries = api_cells(modidx, pages)
+    (out / "api.html").write_text(render(ex, cells, "API reference", nbs, nav(None, None)), encoding="utf-8")
+    links = [url for found in entries.values() for _, _, url in found]
+    unplaced = [url for url in links if url.partition("#")[2] not in placed[url.partition("#")[0]]]
+    return {"pages": [*order, "api.html"], "symbols": len(links), "unplaced": unplaced}
+
+# %% ../nbs/90_cli.ipynb #1332012e
+def _add_site(sub):
+    s = sub.add_parser("site", help="the course as HTML pages to read offline",
+                       description="Render every chapter, with its saved outputs, to HTML pages that need no "
+                                   "network: a contents page, previous/next links and an API reference.")
+    s.add_argument("--nbs", default="nbs", help="the course's notebooks (default: nbs, at the top of the repository)")
+    s.add_argument("--out", default="_site", help="the folder to write the pages to (default: _site)")
+    s.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="render only these notebooks (e.g. index.ipynb "
+                                                                 "04_attention.ipynb)")
+
+def _site(args) -> int:
+    if importlib.util.find_spec("nbconvert") is None:
+        raise ValueError("llmbook site renders the notebooks with nbconvert, which is not installed: "
+                         "pip install nbconvert (or the [dev] extra)")
+    built = build_site(args.out, args.nbs, args.only)
+    print(f"wrote {len(built['pages'])} pages and the reference of {built['symbols']} symbols to {args.out}; "
+          f"open {os.path.join(args.out, 'index.html')} in a browser")
+    if built["unplaced"]: print(f"llmbook: warning: API links to no cell: {built['unplaced']}", file=sys.stderr)
+    return 0
+
 # %% ../nbs/90_cli.ipynb #f848d102
 def _add_demo(sub):
     d = sub.add_parser("demo", help="a small GPT learns Python's documentation in about a minute, then writes",
@@ -255,6 +587,7 @@ def parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_generate(sub)
     _add_chat(sub)
+    _add_site(sub)
     return p
 
 # %% ../nbs/90_cli.ipynb #9e0a090d
@@ -273,6 +606,7 @@ def main(argv: list[str] | None = None # arguments (default: `sys.argv[1:]`)
         elif args.command == "train": return _train(args)
         elif args.command == "generate": return _generate(args)
         elif args.command == "chat": return _chat(args)
+        elif args.command == "site": return _site(args)
         elif args.command == "demo":
             from llmbook.pretraining import demo
             enable_tf32()

@@ -1,0 +1,126 @@
+"""`llmbook site`: the course rendered to HTML pages that work offline (nbs/90_cli.ipynb, `build_site`).
+
+Rendering all 21 notebooks takes about a minute on 2 cores, so the site here is built from the front page and
+three chapters (the ones defining `Decoder`, `Trainer` and `generate`); that every notebook is listed in the
+front page's contents is checked on `contents` over all of them, which renders nothing."""
+import json, re, subprocess, sys
+from pathlib import Path
+import pytest
+from conftest import ROOT
+from nbdev.doclinks import _nbpath2html  # nbdev's own naming of pages, the one _modidx.py uses
+from llmbook import cli
+from llmbook.cli import build_site, contents
+
+NBS = ROOT / "nbs"
+SOME = ["index.ipynb", "06_decoder.ipynb", "10_training.ipynb", "12_decoding.ipynb"]
+LLMBOOK = str(Path(sys.executable).parent / "llmbook")
+
+def cells(name): return json.loads((NBS / name).read_text(encoding="utf-8"))["cells"]
+def heading(name): return next(m.group(1) for c in cells(name) if c["cell_type"] == "markdown"
+                               for m in [re.search(r"^# (.+)$", "".join(c["source"]), re.M)] if m)
+def page(name): return _nbpath2html(Path(name)).name
+def shown_code_cells(name):
+    "Code cells a reader should see, counted from the notebook: not hidden, not only a directive."
+    return [c for c in cells(name) if c["cell_type"] == "code" and not re.match(r"#\|\s*hide", "".join(c["source"]))
+            and re.sub(r"^#\|.*$", "", "".join(c["source"]), flags=re.M).strip()]
+def bars(html): return re.findall(r'<nav class="site[^"]*">(.*?)</nav>', html, re.S)
+def neighbours(bar): return re.findall(r'<span class="(prev|next)">[^<]*<a href="([^"]+)">', bar)
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site") / "_site"
+    built = build_site(out, NBS, only=SOME)
+    return out, built
+
+def test_pages_exist_in_order(site):
+    out, built = site
+    test_pages = [page(n) for n in SOME]
+    assert built["pages"] == test_pages + ["api.html"]
+    for p in built["pages"]: assert (out / p).is_file(), p
+    for n in SOME: assert f"<title>{heading(n)}</title>" in (out / page(n)).read_text()
+    front = (out / "index.html").read_text()
+    listed = re.findall(r'<ol class="contents">(.*?)</ol>', front, re.S)[0]
+    assert re.findall(r'<li><a href="([^"]+)">([^<]+)</a>', listed) == [(page(n), heading(n)) for n in SOME[1:]]
+
+def test_every_notebook_is_listed_in_order():
+    names = sorted(p.name for p in NBS.glob("*.ipynb") if p.name != "index.ipynb")
+    assert len(names) >= 20
+    listing = contents({NBS / n: cells(n) for n in ["index.ipynb", *names]})
+    assert re.findall(r'<li><a href="([^"]+)">', listing) == [page(n) for n in names]
+    assert "(under half a minute)" in listing  # chapter 04's header: "*Runs in under half a minute on a laptop CPU"
+
+def test_previous_and_next(site):
+    out, built = site
+    order = built["pages"][:-1]
+    for i, p in enumerate(order):
+        top, bottom = bars((out / p).read_text())
+        expected = ([("prev", order[i - 1])] if i > 0 else []) + ([("next", order[i + 1])] if i + 1 < len(order) else [])
+        assert neighbours(top) == neighbours(bottom) == expected, p
+        assert 'href="index.html">Contents</a>' in top and 'href="api.html">API reference</a>' in top
+
+def test_no_directive_and_no_hidden_cell(site):
+    out, _ = site
+    for n in SOME:
+        html = (out / page(n)).read_text()
+        assert "#| export" not in html and "#| hide" not in html and "default_exp" not in html, n
+        assert '<span class="c1">#|' not in html, n  # a directive left in code is highlighted as a comment
+        assert html.count('<div class="jp-Cell jp-CodeCell') == len(shown_code_cells(n)), n
+
+def test_links_between_notebooks_become_pages(site):
+    out, _ = site
+    front = (out / "index.html").read_text()
+    assert 'href="decoder.html"' in front and 'href="06_decoder.ipynb"' not in front  # the chapter map
+    assert 'href="00_core.ipynb"' in front  # core.html is not part of this small site: the link is left as it was
+
+def test_pictures_are_embedded_and_nothing_comes_from_the_network(site):
+    out, built = site
+    images = 0
+    for p in built["pages"]:
+        html = (out / p).read_text()
+        srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
+        assert all(s.startswith("data:image/") for s in srcs), (p, [s[:60] for s in srcs if not s.startswith("data:")])
+        images += len(srcs)
+        assert not re.search(r'<script[^>]*\ssrc="(https?:)?//', html), p
+        assert not re.search(r'<link[^>]*\shref="(https?:)?//', html), p
+        assert not re.search(r'@import\s+(url\()?["\']?(https?:)?//', html), p
+    front = (out / "index.html").read_text()
+    assert re.search(r'<img[^>]*src="data:image/png;base64,', front)  # the markdown picture from nbs/images
+    assert images >= 4  # and the plots saved in the chapters' outputs
+
+def test_api_reference(site):
+    out, built = site
+    api = (out / "api.html").read_text()
+    for sym in ("llmbook.decoder.Decoder", "llmbook.training.Trainer", "llmbook.generation.generate"):
+        assert f'id="{sym}"' in api, sym
+    assert built["unplaced"] == []
+    links = re.findall(r'Defined in <a href="([\w.]+)#([^"]+)">', api)
+    assert len(links) == built["symbols"] == api.count('class="api-entry"') > 100
+    pages = {p: (out / p).read_text() for p in built["pages"]}
+    for p, anchor in links: assert f'<a id="{anchor}"></a>' in pages[p], (p, anchor)
+    assert not re.search(r'id="llmbook\.\w+\.(_|\w+\._)', api)  # private names stay out
+    # the anchor sits on the cell that defines the symbol
+    space = r'(<span class="w">\s*</span>|\s)'  # how pygments writes the space after a keyword
+    for p, anchor, code in [("decoder.html", "decoder", f'class</span>{space}<span class="nc">Decoder</span>'),
+                            ("decoding.html", "generate", f'def</span>{space}<span class="nf">generate</span>')]:
+        at = pages[p].index(f'<a id="{anchor}"></a>')
+        assert re.search(code, pages[p][at:at + 3000]), (p, anchor)
+    decoder_forward = api[api.index('id="llmbook.decoder.Decoder.forward"'):][:3000]
+    assert "<td><code>input_ids</code></td>" in decoder_forward and "(B, T) token ids" in decoder_forward  # docments
+
+def test_the_checks_notice_a_hidden_cell_shown(tmp_path, monkeypatch):
+    "Mutation: if hidden cells were kept, the count of code cells above would differ."
+    monkeypatch.setattr(cli, "directives", lambda src: {})
+    build_site(tmp_path, NBS, only=["06_decoder.ipynb"])
+    html = (tmp_path / "decoder.html").read_text()
+    assert html.count('<div class="jp-Cell jp-CodeCell') > len(shown_code_cells("06_decoder.ipynb"))
+
+def test_command(tmp_path):
+    r = subprocess.run([LLMBOOK, "site", "--only", "index.ipynb", "--out", str(tmp_path / "s")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("wrote 2 pages") and sorted(p.name for p in (tmp_path / "s").iterdir()) == ["api.html", "index.html"]
+    r = subprocess.run([LLMBOOK, "site", "--nbs", str(tmp_path), "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and f"no notebooks in {tmp_path}" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([LLMBOOK, "site", "--only", "99_x.ipynb"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "['99_x.ipynb'] are not notebooks" in r.stderr
