@@ -253,7 +253,8 @@ def page_name(nb: Path) -> str:
     return re.sub(r"^\d+[a-zA-Z0-9]*_", "", Path(nb).name.lower()).removesuffix(".ipynb") + ".html"
 
 # %% ../nbs/90_cli.ipynb #55756243
-def _markdown(cells: list) -> list[str]: return ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+def _markdown(cells: list) -> list[str]:
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
 
 def title(cells: list) -> str:
     "The text of a notebook's first `# heading`."
@@ -281,7 +282,7 @@ def course_time(cells: list) -> str | None:
 
 # %% ../nbs/90_cli.ipynb #2f4b27e5
 def directives(src: str) -> dict:
-    "A code cell's leading `#|` lines: `'#| export\\n#| echo: false\\nx = 1'` -> `{'export': [], 'echo': ['false']}`."
+    "A code cell's leading `#|` lines: `'#| export\\n#| echo: false'` -> `{'export': [], 'echo': ['false']}`."
     found = {}
     for line in src.splitlines():
         if not line.strip(): continue
@@ -296,7 +297,8 @@ def strip_directives(src: str) -> str:
 
 # %% ../nbs/90_cli.ipynb #f77cdbe2
 def _methods(node: ast.ClassDef) -> list[str]:
-    return [f"{node.name}.{m.name}" for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    methods = [m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return [f"{node.name}.{m.name}" for m in methods]
 
 def defined_names(src: str) -> list[str]:
     "Functions, classes and methods a cell defines, as nbdev names them: `@patch def f(self: A)` -> `A.f`."
@@ -307,14 +309,16 @@ def defined_names(src: str) -> list[str]:
         patched = any(ast.unparse(d).split("(")[0] in ("patch", "patch_to") for d in node.decorator_list)
         owner = node.args.args[0].annotation if patched and node.args.args else None
         if owner is None: names.append(node.name)
-        else: names += [f"{ast.unparse(o)}.{node.name}" for o in (owner.elts if isinstance(owner, ast.Tuple) else [owner])]
+        else:
+            owners = owner.elts if isinstance(owner, ast.Tuple) else [owner]  # `self: (A, B)` patches both
+            names += [f"{ast.unparse(o)}.{node.name}" for o in owners]
     return names
 
 # %% ../nbs/90_cli.ipynb #e490e261
 def reader_cells(cells: list, # a notebook's cells
                  anchors: dict # qualified name -> anchor, for the symbols this notebook defines
                 ) -> tuple[list, set]:
-    "The cells a page shows, and the anchors placed on them (one cell each: the first that defines the symbol)."
+    "The cells a page shows, and the anchors placed on them (each on the first cell defining its symbol)."
     shown, placed = [], set()
     for cell in cells:
         cell = json.loads(json.dumps(cell))  # a copy: the notebook itself stays as it is
@@ -349,7 +353,9 @@ div.contents { padding: 0 1.2em; } ol.contents .time { color: #777; }
 .api-entry code.signature { white-space: pre-wrap; }
 .api-entry th, .api-entry td { text-align: left !important; }
 </style>{%- endblock extra_css -%}
-{%- block body_header -%}{{ super() }}{{ resources.site_nav }}{{ resources.site_contents }}{%- endblock body_header -%}
+{%- block body_header -%}
+{{ super() }}{{ resources.site_nav }}{{ resources.site_contents }}
+{%- endblock body_header -%}
 {%- block body_footer -%}
 {{ resources.site_nav | replace('class="site"', 'class="site bottom"') }}{{ super() }}
 {%- endblock body_footer -%}
@@ -386,8 +392,10 @@ def nav(prev: tuple | None, # (page, title) of the previous page, if any
 def page_links(page: str, # a page's HTML
                names: dict # notebook name -> page name
               ) -> str:
-    "Links to notebooks of the site become links to their pages: `04_attention.ipynb#x` -> `attention.html#x`."
-    def to_page(m): return f'href="{names[m.group(1)]}{m.group(2) or ""}"' if m.group(1) in names else m.group(0)
+    "Links to the site's notebooks become links to their pages: `04_attention.ipynb#x` -> `attention.html#x`."
+    def to_page(m):
+        if m.group(1) not in names: return m.group(0)  # a notebook that is not on the site
+        return f'href="{names[m.group(1)]}{m.group(2) or ""}"'
     return re.sub(r'href="([\w.-]+\.ipynb)(#[^"]*)?"', to_page, page)
 
 # %% ../nbs/90_cli.ipynb #fc2e8650
@@ -412,7 +420,8 @@ def _find(module: str, qual: str):
     obj = importlib.import_module(module)
     for part in qual.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"llmbook/_modidx.py names {module}.{qual}, which {module} lacks: run nbdev_export")
+            raise ValueError(f"llmbook/_modidx.py names {module}.{qual}, which {module} lacks: "
+                             "run nbdev_export")
         obj = getattr(obj, part)
     return obj
 
@@ -425,7 +434,8 @@ def api_entries(modidx: dict, # llmbook/_modidx.py's `d`
         entries = []
         for full, (url, _) in syms.items():
             qual = full.removeprefix(module + ".")
-            if any(part.startswith("_") for part in qual.split(".")) or url.split("#")[0] not in pages: continue
+            private = any(part.startswith("_") for part in qual.split("."))
+            if private or url.split("#")[0] not in pages: continue
             entries.append((qual, _find(module, qual), url))
         if entries: found[module] = entries
     return found
@@ -464,8 +474,10 @@ def api_entry(module: str, qual: str, obj, url: str) -> str:
     kind = "class" if inspect.isclass(obj) else "method" if "." in qual else "function"
     heading = "h4" if kind == "method" else "h3"
     doc = inspect.getdoc(obj) if (obj.__doc__ or "").strip() else ""  # not a docstring inherited from torch
-    return (f'<div class="api-entry" id="{module}.{qual}"><{heading}>{html.escape(qual)} <small>{kind}</small>'
-            f'</{heading}><code class="signature">{html.escape(_signature(qual.split(".")[-1], obj, kind == "method"))}'
+    signature = _signature(qual.split(".")[-1], obj, kind == "method")
+    return (f'<div class="api-entry" id="{module}.{qual}">'
+            f'<{heading}>{html.escape(qual)} <small>{kind}</small></{heading}>'
+            f'<code class="signature">{html.escape(signature)}'
             f'</code><p>{_prose(doc)}</p>'
             f'{_parameters(obj)}<p>Defined in {_link(url, url.split("#")[0])}</p></div>')
 
@@ -479,13 +491,15 @@ def api_cells(modidx: dict, # llmbook/_modidx.py's `d`
     modules = sorted(entries, key=lambda m: (list(pages).index(page_of(m)), m))
     listing = "".join(f'<li>{_link("#" + m, m)}: {len(entries[m])} symbols, from '
                       f'{_link(page_of(m), pages[page_of(m)])}</li>' for m in modules)
-    intro = ("# API reference\n\nEvery public function, class and method the chapters export, with its signature "
-             "and parameters, module by module; each links to the cell of the chapter that defines it.")
+    intro = ("# API reference\n\nEvery public function, class and method the chapters export, with its "
+             "signature and parameters, module by module; each links to the cell of the chapter that "
+             "defines it.")
     cells = [{"cell_type": "markdown", "metadata": {}, "source": intro},
              {"cell_type": "raw", "metadata": {"site_html": True}, "source": f"<ul>{listing}</ul>"}]
     for m in modules:
         body = "".join(api_entry(m, qual, obj, url) for qual, obj, url in entries[m])
-        cells.append({"cell_type": "raw", "metadata": {"site_html": True}, "source": f'<h2 id="{m}">{m}</h2>{body}'})
+        cells.append({"cell_type": "raw", "metadata": {"site_html": True},
+                      "source": f'<h2 id="{m}">{m}</h2>{body}'})
     return [{**c, "id": f"api-{i}"} for i, c in enumerate(cells)], entries
 
 # %% ../nbs/90_cli.ipynb #9fe21f4a
@@ -519,13 +533,14 @@ def build_site(out: Path, # the folder to write the pages to (created; pages alr
                only: list[str] | None = None, # the names of the notebooks to render (default: all)
                modidx: dict | None = None # symbol -> 'page.html#anchor' (default: llmbook/_modidx.py's)
               ) -> dict:
-    "Render the course to HTML pages in `out`: the chapters in reading order, a contents list, an API reference."
+    "Render the course to HTML pages in `out`: chapters in reading order, a contents list, an API reference."
     if modidx is None: from llmbook._modidx import d as modidx
     nbs, out = Path(nbs), Path(out)
     course = chapters(nbs)
     if only is not None:
         unknown = sorted(set(only) - {p.name for p in course})
-        if unknown: raise ValueError(f"{unknown} are not notebooks of {nbs}; expected names like '{course[-1].name}'")
+        if unknown:
+            raise ValueError(f"{unknown} are not notebooks of {nbs}; expected names like '{course[-1].name}'")
         course = [p for p in course if p.name in only]
     notebooks = {p: json.loads(p.read_text(encoding="utf-8")) for p in course}
     pages = {page_name(p): title(nb["cells"]) for p, nb in notebooks.items()}
@@ -550,10 +565,11 @@ def _add_site(sub):
     s = sub.add_parser("site", help="the course as HTML pages to read offline",
                        description="Render every chapter, with its saved outputs, to HTML pages that need no "
                                    "network: a contents page, previous/next links and an API reference.")
-    s.add_argument("--nbs", default="nbs", help="the course's notebooks (default: nbs, at the top of the repository)")
+    s.add_argument("--nbs", default="nbs", help="the course's notebooks (default: nbs, at the top of the "
+                                                "repository)")
     s.add_argument("--out", default="_site", help="the folder to write the pages to (default: _site)")
-    s.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="render only these notebooks (e.g. index.ipynb "
-                                                                 "04_attention.ipynb)")
+    s.add_argument("--only", nargs="+", metavar="NOTEBOOK",
+                   help="render only these notebooks (e.g. index.ipynb 04_attention.ipynb)")
 
 def _site(args) -> int:
     if importlib.util.find_spec("nbconvert") is None:
@@ -562,7 +578,8 @@ def _site(args) -> int:
     built = build_site(args.out, args.nbs, args.only)
     print(f"wrote {len(built['pages'])} pages and the reference of {built['symbols']} symbols to {args.out}; "
           f"open {os.path.join(args.out, 'index.html')} in a browser")
-    if built["unplaced"]: print(f"llmbook: warning: API links to no cell: {built['unplaced']}", file=sys.stderr)
+    if built["unplaced"]:
+        print(f"llmbook: warning: API links to no cell: {built['unplaced']}", file=sys.stderr)
     return 0
 
 # %% ../nbs/90_cli.ipynb #f848d102
