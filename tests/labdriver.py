@@ -234,13 +234,15 @@ class ChapterPage:
         run = ChapterRun(self.name)
         t0 = time.monotonic()
         progress = lambda: self.page.evaluate(_PROGRESS_JS)
-        started = lambda p: p is not None and ("[*]:" in p["prompts"] or p["kernel"] == "busy" or all(p["counts"]))
-        for attempt in range(3):  # a click a loaded machine's browser missed: no cell queued, so clicking again is safe
+        def started(p):
+            return p is not None and ("[*]:" in p["prompts"] or p["kernel"] == "busy" or all(p["counts"]))
+        for _ in range(3):  # a click a loaded browser missed queues no cell: clicking again is safe
             self.menu("Run", "Run All Cells")
             deadline = time.monotonic() + 40
             while not started(p := progress()) and time.monotonic() < deadline: time.sleep(0.2)
             if started(p): break
-        else: raise TimeoutError(f"{self.name}: Run All Cells did not start after 3 clicks, 40 s each")
+        else:
+            raise TimeoutError(f"{self.name}: Run All Cells did not start after 3 clicks (40 s each)")
         done = False
         while time.monotonic() - t0 < limit:
             p = progress()

@@ -87,32 +87,34 @@ def test_readme_images_exist():
         if "://" not in link: assert (ROOT / link).is_file(), f"README.md shows {link}, which does not exist"
 
 def _displays(src: str) -> bool:
-    """Does Jupyter show a value for this cell? Its last statement is a bare expression, not a call (which may
-    return None), and no `;` hides it."""
+    """Does Jupyter show a value for this cell? Its last statement is a bare expression, not a call
+    (which may return None), and no `;` hides it."""
     import ast
-    code = "\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("#|", "%", "!"))).rstrip()
+    lines = [l for l in src.splitlines() if not l.lstrip().startswith(("#|", "%", "!"))]
+    code = "\n".join(lines).rstrip()
     if not code or code.endswith(";"): return False
     try: body = ast.parse(code).body
     except SyntaxError: return False
     last = body[-1] if body else None
-    return isinstance(last, ast.Expr) and not isinstance(last.value, (ast.Call, ast.Await, ast.Constant))
+    silent = (ast.Call, ast.Await, ast.Constant)
+    return isinstance(last, ast.Expr) and not isinstance(last.value, silent)
 
 def _unshown(cells) -> list[str]:
     "Ids of visible code cells that display a value but were committed without an output."
-    return [c.get("id", "?") for c in cells if c["cell_type"] == "code" and not _src(c).startswith("#| hide")
-            and _displays(_src(c)) and not c.get("outputs")]
+    visible = [c for c in cells if c["cell_type"] == "code" and not _src(c).startswith("#| hide")]
+    return [c.get("id", "?") for c in visible if _displays(_src(c)) and not c.get("outputs")]
 
 @pytest.mark.parametrize("nb", NBS, ids=lambda p: p.name)
 def test_chapter_committed_executed(nb):
-    "A reader of the committed notebook sees what a run shows: some outputs, and one for every cell ending in a value."
+    "A committed notebook shows what a run shows: outputs, one for every cell ending in a value."
     cells = _cells(nb)
     assert any(c.get("outputs") for c in cells if c["cell_type"] == "code"), \
-        f"{nb.name} has no outputs: run it top to bottom at default settings and commit it with them"
-    assert not _unshown(cells), \
-        f"{nb.name}: cells {_unshown(cells)} end in a value but have no output: run the chapter and commit it"
+        f"{nb.name} has no outputs: run it top to bottom at default settings, commit it with them"
+    missing = _unshown(cells)
+    assert not missing, f"{nb.name}: cells {missing} end in a value but have no output: run it, commit it"
 
 def test_committed_executed_notices_a_missing_output():
-    "The check above fails on a chapter whose outputs were cleared, and knows which cells must show something."
+    "The check fails on a chapter whose outputs were cleared, and knows which cells show something."
     cells = _cells(ROOT / "nbs/06_decoder.ipynb")
     assert not _unshown(cells)
     cleared = [{**c, "outputs": []} if c["cell_type"] == "code" else c for c in cells]
