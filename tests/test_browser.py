@@ -9,7 +9,8 @@ skipped cells, `#| slow` and `#| cuda`, are left out of the copy too), so the
 whole course takes a few minutes and the test suite stays quick; everything else (JupyterLab, the
 browser, the widgets, the clicks) is what a learner gets. `LLMBOOK_BROWSER_FULL=1` runs the chapters
 with a learner's default settings instead, and then the limit checks the course's promise of under 5
-minutes per chapter on a 2-core CPU (`bench/bench_chapters.py` measures the same without a browser). Then play with each widget as a learner would (the `WIDGETS` table below) and check that what
+minutes per chapter on a 2-core CPU (`bench/bench_chapters.py` measures the same without a browser); `.ci/run`
+runs this mode, so every chapter's `if not QUICK:` claims are checked in CI. Then play with each widget as a learner would (the `WIDGETS` table below) and check that what
 it shows changed. Screenshots go to `test-reports/screenshots/`, the run-all time of each chapter to
 `test-reports/chapter-times.md` (also printed at the end of the pytest run), JupyterLab's log to
 `test-reports/jupyterlab.log`.
