@@ -974,13 +974,15 @@ class BeamTreeExplorer:
                  pad_token_id: int = 0,
                 ):
         import ipywidgets as W
-        label = {"description_width": "initial"}  # the whole label: ipywidgets cuts it at 80 px ("temperat…")
+        label = {"description_width": "initial"}  # the whole label: some front ends cut it at 80 px ("temperat…")
         self.model, self.ids, self.decode = model, torch.as_tensor(ids).view(1, -1), decode
         self.eos, self.pad = eos_token_id, pad_token_id
         self.num_beams = W.IntSlider(3, min=2, max=6, description="num_beams", style=label)
-        self.length_penalty = W.FloatSlider(1.0, min=-1.0, max=3.0, step=0.5, description="length_penalty", style=label)
+        self.length_penalty = W.FloatSlider(1.0, min=-1.0, max=3.0, step=0.5, description="length_penalty",
+                                            style=label)
         self.max_new_tokens = W.IntSlider(10, min=1, max=24, description="new tokens", style=label)
-        self.early_stopping = W.Dropdown(options=[False, True, "never"], value=False, description="early_stopping", style=label)
+        self.early_stopping = W.Dropdown(options=[False, True, "never"], value=False,
+                                         description="early_stopping", style=label)
         self.out, self.text = W.Output(), W.HTML()
         for w in (self.num_beams, self.length_penalty, self.max_new_tokens, self.early_stopping):
             w.observe(lambda change: self.run(), names="value")
@@ -1025,12 +1027,14 @@ class NextTokenExplorer:
                  seed: int = 0, # for the "sample" button
                 ):
         import ipywidgets as W
-        label = {"description_width": "initial"}  # the whole label: ipywidgets cuts it at 80 px ("temperat…")
+        label = {"description_width": "initial"}  # the whole label: some front ends cut it at 80 px ("temperat…")
         self.model, self.ids, self.decode, self.k = model, torch.as_tensor(ids).flatten().tolist(), decode, k
         self.generator = torch.Generator().manual_seed(seed)
-        self.temperature = W.FloatSlider(1.0, min=0.1, max=3.0, step=0.1, description="temperature", style=label)
+        self.temperature = W.FloatSlider(1.0, min=0.1, max=3.0, step=0.1, description="temperature",
+                                         style=label)
         self.top_k = W.IntSlider(0, min=0, max=50, description="top_k (0: off)", style=label)
-        self.top_p = W.FloatSlider(1.0, min=0.05, max=1.0, step=0.05, description="top_p", style=label)
+        self.top_p = W.FloatSlider(1.0, min=0.05, max=1.0, step=0.05, description="top_p",
+                                   style=label)
         self.buttons = [W.Button(layout=W.Layout(width="auto")) for _ in range(k)]
         self.sample_button, self.undo_button = W.Button(description="sample one"), W.Button(description="undo")
         self.text, self.out = W.HTML(), W.Output()
