@@ -4,12 +4,14 @@
 
 # %% ../nbs/11_pretraining.ipynb #7c7ffcc8
 from __future__ import annotations
-import os, json, time, copy
+import os, json, time, copy, hashlib, shutil, tempfile, contextlib
+try: import fcntl  # file locks (POSIX)
+except ImportError: fcntl = None  # Windows: no lock; the atomic rename still keeps the cache whole
 from pathlib import Path
 import torch
 from torch import nn
-from .core import get_device, seed_everything, count_params, format_size
-from .data import load_corpus, load_text, NextTokenDataset, MLMCollator, Seq2SeqCollator, synthetic_task
+from .core import get_device, seed_everything, count_params, format_size, in_test
+from .data import cache_dir, load_corpus, corpus_docs, split_docs, load_text, NextTokenDataset, MLMCollator, Seq2SeqCollator, synthetic_task
 from .decoder import Decoder
 from .blocks import preset, PRESETS, PRESET_FAMILY
 from .generation import generate_text
@@ -17,8 +19,10 @@ from .tokens import BPETokenizer
 from .training import Trainer, Callback, token_loss, make_optimizer, smooth, collate as stack_examples
 
 # %% auto #0
-__all__ = ['FAMILIES', 'SPECIAL_TOKENS', 'TASK_SPLITS', 'SAMPLING', 'family_of', 'model_class', 'load_texts', 'train_tokenizer',
-           'build_model', 'lm_data', 'mlm_data', 'masked_once', 'seq2seq_data', 'pretrain', 'FitToTime', 'demo']
+__all__ = ['FAMILIES', 'SPECIAL_TOKENS', 'TASK_SPLITS', 'SAMPLING', 'COURSE_VERSION', 'COURSE_RECIPES', 'family_of',
+           'model_class', 'load_documents', 'load_texts', 'train_tokenizer', 'build_model', 'lm_data', 'mlm_data',
+           'masked_once', 'seq2seq_data', 'pretrain', 'course_recipe', 'course_dir', 'save_course_model',
+           'course_model', 'FitToTime', 'demo']
 
 # %% ../nbs/11_pretraining.ipynb #d59883a3
 FAMILIES = ("decoder", "encoder", "seq2seq")
@@ -38,18 +42,25 @@ def model_class(family: str) -> type:
     return MODEL_CLASSES[family]
 
 # %% ../nbs/11_pretraining.ipynb #c2366292
-def load_texts(corpus: str | None = "pydocs", # a built-in corpus ("pydocs", "pysource"), or None with `file`
-               file: str | os.PathLike | None = None, # a text file or URL instead (its last 10% is held out)
-               max_chars: int = 2_000_000, # size limit for "pysource"
-              ) -> tuple[str, str]:
-    "Training and validation text."
+def load_documents(corpus: str | None = "pydocs", # a built-in corpus ("pydocs", "pysource"), or None with `file`
+                   file: str | os.PathLike | None = None, # a text file or URL instead (its last 10% is held out)
+                   max_chars: int = 2_000_000, # size limit for "pysource"
+                  ) -> tuple[list[str], list[str]]:
+    "Training and validation documents: a built-in corpus's two splits, or one file cut in two."
     if file is not None:
         text = load_text(file)
         if len(text) < 1000: raise ValueError(f"{file} has {len(text)} characters: too little to train on (at least 1,000)")
         cut = text.rfind("\n", 0, int(len(text) * 0.9)) + 1 or int(len(text) * 0.9)  # cut at a line break
-        return text[:cut], text[cut:]
+        return [text[:cut]], [text[cut:]]
     if corpus is None: raise ValueError("give a corpus name or a file")
-    return load_corpus(corpus, "train", max_chars), load_corpus(corpus, "valid", max_chars)
+    docs = corpus_docs(corpus, max_chars)
+    return [d.text for d in split_docs(docs, "train")], [d.text for d in split_docs(docs, "valid")]
+
+def load_texts(corpus: str | None = "pydocs", file: str | os.PathLike | None = None, max_chars: int = 2_000_000,
+              ) -> tuple[str, str]:
+    "Training and validation text: the documents of `load_documents` (same arguments) joined by blank lines."
+    train, valid = load_documents(corpus, file, max_chars)
+    return "\n\n".join(train), "\n\n".join(valid)
 
 def train_tokenizer(text: str, # training text
                     vocab_size: int = 1024, # 256 bytes + merges + special tokens
@@ -75,9 +86,17 @@ def build_model(preset_name: str, # e.g. "tiny-gpt2", "tiny-bert", "tiny-t5"
     return model_class(family)(config)
 
 # %% ../nbs/11_pretraining.ipynb #3d9b2902
-def lm_data(text: str, tokenizer: BPETokenizer, block_size: int) -> NextTokenDataset:
-    "Next-token windows of `block_size` tokens over the tokenized `text`."
-    ids = torch.tensor(tokenizer.encode(text))
+def lm_data(docs: str | list[str], # one document, or several
+            tokenizer: BPETokenizer,
+            block_size: int, # tokens per window
+           ) -> NextTokenDataset:
+    "Next-token windows of `block_size` tokens over the documents, each followed by `<|endoftext|>`."
+    docs = [docs] if isinstance(docs, str) else list(docs)
+    eot = tokenizer.special_tokens.get("<|endoftext|>")
+    if eot is None:
+        raise ValueError(f"the tokenizer has no <|endoftext|> (its special tokens: {sorted(tokenizer.special_tokens)}): "
+                         f"a decoder's data marks where each document ends; train it with family='decoder'")
+    ids = torch.tensor([i for d in docs for i in tokenizer.encode(d) + [eot]])
     if len(ids) < block_size + 1:
         raise ValueError(f"the text has {len(ids)} tokens, fewer than one window of block_size={block_size} (+1)")
     return NextTokenDataset(ids, block_size)
@@ -165,13 +184,14 @@ def pretrain(preset_name: str = "tiny-gpt2", # the model: a preset of any family
         train, collate = seq2seq_data(pairs["train"], tokenizer)
         valid, valid_collate = seq2seq_data(pairs["valid"], tokenizer)[0], collate
     else:
-        train_text, valid_text = load_texts(corpus, file, max_chars)
+        train_docs, valid_docs = load_documents(corpus, file, max_chars)
+        train_text, valid_text = "\n\n".join(train_docs), "\n\n".join(valid_docs)  # as `load_texts` joins them
         tokenizer = tokenizer or train_tokenizer(train_text, vocab_size, fam)
     seed_everything(settings.get("seed", 0))  # the same settings give the same initial weights
     model = build_model(preset_name, tokenizer, **overrides)
     block = block_size or model.config.max_seq_len
     if fam == "decoder":
-        train, valid, collate, valid_collate = lm_data(train_text, tokenizer, block), lm_data(valid_text, tokenizer, block), None, None
+        train, valid, collate, valid_collate = lm_data(train_docs, tokenizer, block), lm_data(valid_docs, tokenizer, block), None, None
     elif fam == "encoder":
         train, collate = mlm_data(train_text, tokenizer, block)
         valid_seqs, valid_mlm = mlm_data(valid_text, tokenizer, block, generator=torch.Generator().manual_seed(1))
@@ -185,6 +205,99 @@ def pretrain(preset_name: str = "tiny-gpt2", # the model: a preset of any family
         _write_json(out / "run.json", run)  # last: a run.json means the tokenizer beside it is complete
     if fit: trainer.fit()
     return trainer, tokenizer
+
+# %% ../nbs/11_pretraining.ipynb #c4fb7c12
+COURSE_VERSION = 1  # raised when a recipe's meaning changes: models cached by older versions are retrained
+COURSE_RECIPES = {  # name -> `pretrain` arguments
+    "gpt": dict(preset_name="tiny-gpt2", corpus="pydocs", vocab_size=1024, block_size=128,
+                model_overrides=dict(d_model=128, n_layers=4, n_heads=4, max_seq_len=128, dropout=0.1),
+                max_steps=400, batch_size=16, lr=2e-3, seed=0),
+}
+
+def course_recipe(name: str) -> dict:
+    "The `pretrain` arguments of course model `name` (under `nbdev_test`: cut to 10 steps)."
+    if name not in COURSE_RECIPES:
+        raise ValueError(f"unknown course model {name!r}: expected one of {sorted(COURSE_RECIPES)}")
+    recipe = copy.deepcopy(COURSE_RECIPES[name])
+    if in_test(): recipe["max_steps"] = 10
+    return recipe
+
+def course_dir(name: str, recipe: dict | None = None) -> Path:
+    "The cache folder of course model `name`: named by a hash of its recipe (default: `course_recipe(name)`)."
+    recipe = course_recipe(name) if recipe is None else recipe
+    spec = json.dumps({"version": COURSE_VERSION, "name": name, "recipe": recipe}, sort_keys=True)
+    return cache_dir() / "course" / f"{name}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
+
+
+# %% ../nbs/11_pretraining.ipynb #7cb5f343
+def _recipe_diff(recipe: dict, trainer: Trainer, tokenizer: BPETokenizer) -> list[str]:
+    "How a trained model differs from `recipe` (empty: it was trained with it)."
+    c = trainer.config
+    wanted = build_model(recipe["preset_name"], tokenizer, **recipe["model_overrides"]).config.to_dict()
+    got = trainer.model.config.to_dict()
+    diff = [f"model {k}: {got.get(k)!r}, recipe {wanted.get(k)!r}" for k in sorted(wanted) if got.get(k) != wanted.get(k)]
+    diff += [f"{k}: {getattr(c, k)!r}, recipe {recipe[k]!r}" for k in ("max_steps", "batch_size", "lr", "seed")
+             if getattr(c, k) != recipe[k]]
+    if tokenizer.vocab_size != recipe["vocab_size"]: diff.append(f"vocab_size: {tokenizer.vocab_size}, recipe {recipe['vocab_size']}")
+    if trainer.step != c.max_steps: diff.append(f"trained {trainer.step} of its {c.max_steps} steps")
+    return diff
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    "Hold an exclusive lock on `folder` (a lock file beside it) while the block runs."
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as f:
+        if fcntl is not None: fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+def _write_course(folder: Path, name: str, recipe: dict, trainer: Trainer, tokenizer: BPETokenizer):
+    "Write the model, its tokenizer and its recipe into `folder`, atomically (call under `_locked`)."
+    from llmbook.hub import save
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{folder.name}-"))
+    try:
+        save(trainer.model, tmp / "model")
+        tokenizer.save(tmp / "tokenizer.json")
+        last = trainer.evals[-1] if trainer.evals else {}
+        _write_json(tmp / "recipe.json", {"name": name, "version": COURSE_VERSION, "recipe": recipe,
+                                          "valid_loss": last.get("loss"), "seconds": trainer.elapsed})
+        old = folder.with_name(f".old-{tmp.name}")
+        if folder.is_dir(): os.replace(folder, old)  # a copy trained earlier: the new one takes its place
+        os.replace(tmp, folder)  # atomic: the folder appears whole
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+def save_course_model(name: str, # a key of `COURSE_RECIPES`
+                      trainer: Trainer, # that trained the model with the recipe, to its last step
+                      tokenizer: BPETokenizer,
+                     ) -> Path:
+    "Keep a model trained with course model `name`'s recipe in the cache, in place of any earlier copy."
+    recipe = course_recipe(name)
+    diff = _recipe_diff(recipe, trainer, tokenizer)
+    if diff: raise ValueError(f"not trained with the recipe of course model {name!r}: {'; '.join(diff)}")
+    folder = course_dir(name, recipe)
+    with _locked(folder): _write_course(folder, name, recipe, trainer, tokenizer)
+    return folder
+
+
+# %% ../nbs/11_pretraining.ipynb #28102b7d
+def course_model(name: str, # a key of `COURSE_RECIPES`, e.g. "gpt"
+                 progress: bool = True, # a progress bar if it must be trained
+                 log=print, # where the message goes when it must be trained
+                ) -> tuple[nn.Module, BPETokenizer]:
+    "Course model `name` and its tokenizer, from the cache; trained with its recipe first if it is not there."
+    from llmbook.hub import load
+    recipe = course_recipe(name)
+    folder = course_dir(name, recipe)
+    with _locked(folder):
+        if not folder.is_dir():
+            log(f"course model {name!r} is not in the cache yet: training it once with its recipe "
+                f"({recipe['max_steps']} steps; the pretraining chapter explains it)")
+            trainer, tokenizer = pretrain(**recipe, progress=progress, plot=False)
+            _write_course(folder, name, recipe, trainer, tokenizer)
+        return load(folder / "model"), BPETokenizer.load(folder / "tokenizer.json")  # under the lock: never half-replaced
+
 
 # %% ../nbs/11_pretraining.ipynb #fb039bb7
 def _step_seconds(model: nn.Module, data, batch_size: int, device) -> float:
@@ -224,9 +337,9 @@ def demo(seconds: float = 60, # training time to aim for (the steps are fitted t
     t0 = time.perf_counter()
     device = get_device(device)
     seed_everything(0)
-    train_text, valid_text = load_texts("pydocs")
-    tok = train_tokenizer(train_text, 1024)
-    train_ds, valid_ds = lm_data(train_text, tok, 128), lm_data(valid_text, tok, 128)
+    train_docs, valid_docs = load_documents("pydocs")
+    tok = train_tokenizer("\n\n".join(train_docs), 1024)
+    train_ds, valid_ds = lm_data(train_docs, tok, 128), lm_data(valid_docs, tok, 128)
     model = build_model("tiny-gpt2", tok, d_model=128, n_layers=4, n_heads=4, max_seq_len=128).to(device)
     per_step = _step_seconds(model, train_ds, 16, device)
     steps = max(10, int(seconds / per_step))
