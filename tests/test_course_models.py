@@ -1,0 +1,253 @@
+"""Course models (chapter 11, "Course models: trained once, used by the later chapters"): the cache keyed by
+a hash of the recipe, a cold call that trains once and a warm one that only loads, the cold path equal to the
+chapter's own GPT, the refusals of `save_course_model`, two processes asking at once, and an interrupted save.
+
+Every test uses a temporary `LLMBOOK_CACHE` and `IN_TEST=1` (recipes cut to 10 steps). The key test uses the
+real "gpt" recipe; the others, which train, swap it for `SMALL` (one narrow layer with dropout, a 300-token
+vocabulary, one validation batch) to stay quick: 10 steps of the real recipe and its full evaluation take ~30 s
+on two cores."""
+import json, os, re, subprocess, sys, time
+from pathlib import Path
+import pytest
+import torch
+import llmbook.hub as hub
+import llmbook.pretraining as P
+from llmbook.core import seed_everything
+from llmbook.tokens import BPETokenizer
+from llmbook.training import Trainer
+
+SMALL = dict(preset_name="tiny-gpt2", corpus="pydocs", vocab_size=300, block_size=32,
+             model_overrides=dict(d_model=32, n_layers=1, n_heads=2, max_seq_len=32, dropout=0.1),
+             max_steps=400, batch_size=16, lr=2e-3, seed=0, eval_batches=1)
+TEXT = "The with statement is used to wrap the execution of a block."
+WHOLE = ["model", "recipe.json", "tokenizer.json"]  # what a course model's folder holds
+
+@pytest.fixture
+def course(tmp_path, monkeypatch):
+    "The course folder of an empty, temporary cache, with nbdev_test's short recipes."
+    monkeypatch.setenv("LLMBOOK_CACHE", str(tmp_path))
+    monkeypatch.setenv("IN_TEST", "1")
+    return tmp_path / "course"
+
+@pytest.fixture
+def small(course, monkeypatch):
+    "As `course`, with the quick recipe `SMALL` in place of the real 'gpt' one."
+    monkeypatch.setitem(P.COURSE_RECIPES, "gpt", SMALL)
+    return course
+
+def entries(course: Path) -> list[str]:
+    "Everything in the course folder but the lock files (which stay, empty, by design)."
+    return sorted(p.name for p in course.iterdir() if not p.name.endswith(".lock")) if course.exists() else []
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+def no_training(*args, **kwargs): pytest.fail("a cached course model must be loaded, not trained")
+
+def test_cold_call_trains_once_and_warm_call_loads(small, monkeypatch):
+    logs = []
+    model, tok = P.course_model("gpt", progress=False, log=logs.append)
+    assert len(logs) == 1 and "not in the cache yet" in logs[0] and "(10 steps;" in logs[0], logs
+    folder = P.course_dir("gpt")
+    assert folder.parent == small and re.fullmatch(r"gpt-[0-9a-f]{12}", folder.name), folder
+    assert entries(small) == [folder.name]  # no .tmp-* or .old-* left beside it
+    assert sorted(p.name for p in folder.iterdir()) == WHOLE
+    assert sorted(p.name for p in (folder / "model").iterdir()) == ["config.json", "model.safetensors"]
+    saved = json.loads((folder / "recipe.json").read_text())
+    assert saved["name"] == "gpt" and saved["version"] == P.COURSE_VERSION
+    assert saved["recipe"] == {**SMALL, "max_steps": 10}
+    assert 0 < saved["valid_loss"] < 6.0  # evaluated once at the end; log(300) = 5.7 is the untrained loss
+    seed_everything(SMALL["seed"])  # the weights it started from (as `pretrain` builds them)
+    untrained = P.build_model("tiny-gpt2", tok, **SMALL["model_overrides"])
+    assert not same_weights(model, untrained)
+
+    monkeypatch.setattr(P, "pretrain", no_training)
+    again, again_tok = P.course_model("gpt", progress=False, log=logs.append)
+    assert len(logs) == 1  # nothing said: it did not train
+    x = torch.tensor([tok.encode(TEXT)[:SMALL["block_size"]]])
+    with torch.no_grad(): assert torch.equal(again(x), model(x))
+    assert same_weights(again, model)
+    assert again_tok.encode(TEXT) == tok.encode(TEXT) and again_tok.vocab_size == tok.vocab_size == 300
+    assert again_tok.special_tokens == tok.special_tokens == {"<|endoftext|>": 299}
+
+def changed(value):
+    "Another value of a recipe field's type."
+    if isinstance(value, bool): return not value
+    if isinstance(value, (int, float)): return value * 2 + 1
+    if isinstance(value, str): return value + "x"
+    raise TypeError(value)
+
+def test_the_key_is_the_whole_recipe_and_the_version(course, monkeypatch):
+    recipe = P.course_recipe("gpt")  # the real one, cut to 10 steps under IN_TEST
+    assert recipe == {**P.COURSE_RECIPES["gpt"], "max_steps": 10} and P.COURSE_RECIPES["gpt"]["max_steps"] > 10
+    recipe["model_overrides"]["d_model"] += 1  # a copy: the table itself is untouched
+    assert P.course_recipe("gpt")["model_overrides"] == P.COURSE_RECIPES["gpt"]["model_overrides"]
+    recipe = P.course_recipe("gpt")
+    folder = P.course_dir("gpt")
+    assert folder.parent == course and re.fullmatch(r"gpt-[0-9a-f]{12}", folder.name)
+    assert P.course_dir("gpt", recipe) == folder
+    assert P.course_dir("gpt", dict(reversed(list(recipe.items())))) == folder  # the order of the fields does not count
+    variants = {k: {**recipe, k: changed(v)} for k, v in recipe.items() if k != "model_overrides"}
+    variants |= {f"model_overrides.{k}": {**recipe, "model_overrides": {**recipe["model_overrides"], k: changed(v)}}
+                 for k, v in recipe["model_overrides"].items()}
+    variants["model_overrides+n_kv_heads"] = {**recipe, "model_overrides": {**recipe["model_overrides"], "n_kv_heads": 2}}
+    assert {"max_steps", "lr", "seed", "model_overrides.d_model", "model_overrides.dropout"} <= set(variants)
+    folders = {k: P.course_dir("gpt", r) for k, r in variants.items()}
+    assert len(set(folders.values()) | {folder}) == len(variants) + 1, folders
+    assert P.course_dir("gpt2", recipe).name[len("gpt2-"):] != folder.name[len("gpt-"):]  # the name counts too
+
+    monkeypatch.delenv("IN_TEST")  # a learner's run: the full recipe, another folder than the tests' 10 steps
+    assert P.course_recipe("gpt") == P.COURSE_RECIPES["gpt"]
+    assert P.course_dir("gpt") not in (folder, *folders.values())
+    monkeypatch.setenv("IN_TEST", "1")
+    monkeypatch.setattr(P, "COURSE_VERSION", P.COURSE_VERSION + 1)
+    assert P.course_dir("gpt") != folder and P.course_dir("gpt").name.startswith("gpt-")
+    for call in (lambda: P.course_recipe("bert"), lambda: P.course_dir("bert"), lambda: P.course_model("bert")):
+        with pytest.raises(ValueError, match=r"unknown course model 'bert': expected one of \['gpt'\]"): call()
+    assert entries(course) == []
+
+def test_a_changed_recipe_trains_again(small, monkeypatch):
+    logs = []
+    first, _ = P.course_model("gpt", progress=False, log=logs.append)
+    old = P.course_dir("gpt")
+    monkeypatch.setitem(P.COURSE_RECIPES, "gpt", {**SMALL, "lr": 1e-3})
+    second, _ = P.course_model("gpt", progress=False, log=logs.append)
+    assert len(logs) == 2 and P.course_dir("gpt") != old
+    assert entries(small) == sorted([old.name, P.course_dir("gpt").name])
+    assert not same_weights(first, second)  # trained with the new learning rate, not the old model reloaded
+
+def test_the_cold_path_is_the_chapters_path(small):
+    "`course_model`'s training equals chapter 11's GPT built piece by piece, to the last bit (dropout included)."
+    logs = []
+    model, tok = P.course_model("gpt", progress=False, log=logs.append)
+    assert len(logs) == 1
+    r = P.course_recipe("gpt")
+    # chapter 11, "Text and a tokenizer" and "A GPT on Python's documentation", with the recipe's values
+    train_docs, valid_docs = P.load_documents(r["corpus"])
+    train_text = "\n\n".join(train_docs)  # as load_texts joins them
+    hand_tok = P.train_tokenizer(train_text, r["vocab_size"])
+    block_size = r["block_size"]
+    train_ds = P.lm_data(train_docs, hand_tok, block_size)
+    valid_ds = P.lm_data(valid_docs, hand_tok, block_size)
+    seed_everything(r["seed"])
+    gpt = P.build_model(r["preset_name"], hand_tok, **r["model_overrides"])
+    steps = r["max_steps"]
+    trainer = Trainer(gpt, train_ds, valid_data=valid_ds, max_steps=steps, batch_size=r["batch_size"], lr=r["lr"],
+                      seed=r["seed"], eval_every=max(1, steps // 4), eval_batches=2, plot=False, progress=False)
+    assert r["model_overrides"]["dropout"] > 0  # the random dropout masks must match too
+    trainer.fit()
+    assert trainer.step == steps == 10
+    assert hand_tok.encode(train_text[:3000]) == tok.encode(train_text[:3000])
+    assert hand_tok.special_tokens == tok.special_tokens
+    seed_everything(r["seed"])
+    untrained = P.build_model(r["preset_name"], hand_tok, **r["model_overrides"])
+    assert not same_weights(gpt, untrained)
+    diffs = {k: (v - model.state_dict()[k]).abs().max().item() for k, v in gpt.state_dict().items()}
+    assert max(diffs.values()) == 0.0, {k: d for k, d in diffs.items() if d}
+    assert same_weights(gpt, model)
+
+def test_save_course_model_refuses_other_training_and_replaces_atomically(small, monkeypatch):
+    r = P.course_recipe("gpt")
+    trainer, tok = P.pretrain(**r, progress=False, plot=False)
+    def refused(match):
+        with pytest.raises(ValueError, match=match): P.save_course_model("gpt", trainer, tok)
+    with pytest.raises(ValueError, match=r"unknown course model 'bert': expected one of \['gpt'\]"):
+        P.save_course_model("bert", trainer, tok)
+    c = trainer.config
+    for field, value in (("max_steps", 11), ("lr", 1e-3), ("batch_size", 8), ("seed", 1)):
+        kept = getattr(c, field)
+        setattr(c, field, value)
+        refused(rf"not trained with the recipe of course model 'gpt': {field}: {value!r}, recipe {kept!r}")
+        setattr(c, field, kept)
+    model = trainer.model
+    trainer.model = P.build_model("tiny-gpt2", tok, **{**r["model_overrides"], "d_model": 64})
+    refused(r"model d_model: 64, recipe 32")
+    trainer.model = model
+    trainer.step = 5
+    refused(r"trained 5 of its 10 steps")
+    trainer.step = 10
+    other_tok = P.train_tokenizer("\n\n".join(P.load_documents("pydocs")[0]), 280)
+    with pytest.raises(ValueError, match=r"vocab_size: 280, recipe 300"): P.save_course_model("gpt", trainer, other_tok)
+    assert entries(small) == []  # refused before anything was written
+
+    folder = P.save_course_model("gpt", trainer, tok)
+    assert folder == P.course_dir("gpt") and sorted(p.name for p in folder.iterdir()) == WHOLE
+    first_id = json.loads((folder / "model" / "config.json").read_text())["save_id"]
+    (folder / "left-by-the-first-save").write_text("")
+    assert P.save_course_model("gpt", trainer, tok) == folder  # again: the new copy takes the old one's place
+    assert sorted(p.name for p in folder.iterdir()) == WHOLE and entries(small) == [folder.name]  # no .old-*, .tmp-*
+    second_id = json.loads((folder / "model" / "config.json").read_text())["save_id"]
+    assert second_id != first_id
+
+    tokenizer_save = BPETokenizer.save
+    def fail(*args, **kwargs): raise OSError("disk full")
+    monkeypatch.setattr(BPETokenizer, "save", fail)  # a replacement interrupted after the weights were written
+    with pytest.raises(OSError, match="disk full"): P.save_course_model("gpt", trainer, tok)
+    assert entries(small) == [folder.name] and sorted(p.name for p in folder.iterdir()) == WHOLE
+    assert json.loads((folder / "model" / "config.json").read_text())["save_id"] == second_id  # the old copy, whole
+    monkeypatch.setattr(BPETokenizer, "save", tokenizer_save)
+
+    monkeypatch.setattr(P, "pretrain", no_training)
+    loaded, loaded_tok = P.course_model("gpt", progress=False, log=no_training)
+    assert same_weights(loaded, trainer.model) and loaded_tok.encode(TEXT) == tok.encode(TEXT)
+
+@pytest.mark.parametrize("where", ["weights", "tokenizer"])
+def test_an_interrupted_save_leaves_no_folder(small, monkeypatch, where):
+    real_save, tokenizer_save = hub.save, BPETokenizer.save
+    def save_then_fail(model, folder, *args, **kwargs):
+        real_save(model, folder, *args, **kwargs)  # the weights are on disk when it fails
+        raise OSError("disk full")
+    def interrupted(*args, **kwargs): raise KeyboardInterrupt  # Ctrl-C in the middle of the save
+    if where == "weights": monkeypatch.setattr(hub, "save", save_then_fail)
+    else: monkeypatch.setattr(BPETokenizer, "save", interrupted)
+    logs = []
+    with pytest.raises(OSError if where == "weights" else KeyboardInterrupt):
+        P.course_model("gpt", progress=False, log=logs.append)
+    assert len(logs) == 1 and entries(small) == []  # no folder, no temporary one
+    monkeypatch.setattr(hub, "save", real_save)
+    monkeypatch.setattr(BPETokenizer, "save", tokenizer_save)
+    model, tok = P.course_model("gpt", progress=False, log=logs.append)
+    assert len(logs) == 2  # the next call trained
+    assert entries(small) == [P.course_dir("gpt").name]
+    assert sorted(p.name for p in P.course_dir("gpt").iterdir()) == WHOLE
+
+RACER = """
+import json, sys, time
+from pathlib import Path
+import torch
+import llmbook.pretraining as P
+P.COURSE_RECIPES["gpt"] = json.loads(sys.argv[1])
+here, who = Path(sys.argv[2]), sys.argv[3]
+(here / f"ready-{who}").touch()
+while not (here / "go").exists(): time.sleep(0.005)  # both start together
+def log(message):
+    with open(here / f"log-{who}", "a") as f: f.write(message + "\\n")
+model, tok = P.course_model("gpt", progress=False, log=log)
+torch.save(model.state_dict(), here / f"weights-{who}.pt")
+"""
+
+def test_two_processes_at_once_train_it_once(small, tmp_path):
+    here = tmp_path / "race"
+    here.mkdir()
+    env = {**os.environ, "LLMBOOK_CACHE": str(small.parent), "IN_TEST": "1", "HF_HUB_OFFLINE": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, json.dumps(SMALL), str(here), who], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for who in "ab"]
+    try:
+        deadline = time.monotonic() + 90
+        while not all((here / f"ready-{w}").exists() for w in "ab"):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [p.poll() for p in procs]
+            time.sleep(0.05)
+        (here / "go").touch()
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None: p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    logs = [line for w in "ab" if (here / f"log-{w}").exists() for line in (here / f"log-{w}").read_text().splitlines()]
+    assert len(logs) == 1 and "not in the cache yet" in logs[0], logs  # exactly one of them trained
+    a, b = (torch.load(here / f"weights-{w}.pt", weights_only=True) for w in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    folder = P.course_dir("gpt")
+    assert entries(small) == [folder.name]  # one folder, no temporary one
+    assert sorted(p.name for p in folder.iterdir()) == WHOLE
