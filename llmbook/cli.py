@@ -13,8 +13,8 @@ from .training import (PRECISIONS, TrainingDiverged, setup_distributed, cleanup_
 
 # %% auto #0
 __all__ = ['info', 'chapters', 'page_name', 'title', 'stated_time', 'course_time', 'directives', 'strip_directives',
-           'defined_names', 'reader_cells', 'exporter', 'nav', 'page_links', 'render', 'api_entries', 'api_entry',
-           'api_cells', 'contents', 'build_site', 'parser', 'main']
+           'defined_names', 'symbol_url', 'reader_cells', 'to_mathml', 'exporter', 'nav', 'page_links', 'render',
+           'move_styles', 'api_entries', 'api_entry', 'api_cells', 'contents', 'build_site', 'parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #35176e5c
 def _version(pkg: str) -> str | None:
@@ -314,6 +314,13 @@ def defined_names(src: str) -> list[str]:
             names += [f"{ast.unparse(o)}.{node.name}" for o in owners]
     return names
 
+# %% ../nbs/90_cli.ipynb #f385f12c
+def symbol_url(full: str, # the symbol's full name: `llmbook.attention.Attention`
+               url: str # its link in `_modidx.py`: `attention.html#attention`
+              ) -> str:
+    "The symbol's link on the site: its page, with its full name as the anchor."
+    return f"{url.split('#')[0]}#{full}"
+
 # %% ../nbs/90_cli.ipynb #e490e261
 def reader_cells(cells: list, # a notebook's cells
                  anchors: dict # qualified name -> anchor, for the symbols this notebook defines
@@ -337,6 +344,49 @@ def reader_cells(cells: list, # a notebook's cells
             placed.update(new)
         shown.append(cell)
     return shown, placed
+
+# %% ../nbs/90_cli.ipynb #763bc340
+import warnings
+
+def to_mathml(tex: str, # a formula in LaTeX, without its `$` signs
+              display: bool = False # a formula on a line of its own (`$$...$$`), not inside the text
+             ) -> str | None:
+    "The formula in MathML, which browsers draw with no script: `x^2` -> `<math ...><msup>...`, or None."
+    try: from latex2mathml.converter import convert
+    except ImportError:
+        warnings.warn("formulas stay as their $...$ source: pip install latex2mathml (or the [dev] extra)")
+        return None
+    try: return convert(tex, display="block" if display else "inline")
+    except Exception as e:  # latex2mathml has an error class for each thing it cannot read
+        reason = type(e).__name__
+        warnings.warn(f"the formula {tex!r} stays as its source: latex2mathml cannot read it ({reason})")
+        return None
+
+# %% ../nbs/90_cli.ipynb #97477e82
+def _mathml_exporter():
+    "nbconvert's `HTMLExporter` class, with the formulas in markdown drawn in MathML (`to_mathml`)."
+    import jinja2
+    from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class MathMLRenderer(IPythonRenderer):
+        def inline_math(self, body): return to_mathml(body) or super().inline_math(body)
+        def block_math(self, body): return to_mathml(body, display=True) or super().block_math(body)
+        def latex_environment(self, name, body):
+            tex = f"\\begin{{{name}}}{body}\\end{{{name}}}"
+            return to_mathml(tex, display=True) or super().latex_environment(name, body)
+
+    class MathMLExporter(HTMLExporter):
+        @jinja2.pass_context
+        def markdown2html(self, context, source):  # HTMLExporter's own, with the renderer above
+            cell, resources = context.get("cell", {}), context.get("resources", {})
+            renderer = MathMLRenderer(escape=False, attachments=cell.get("attachments", {}),
+                                      embed_images=self.embed_images,
+                                      path=resources.get("metadata", {}).get("path", ""),
+                                      anchor_link_text=self.anchor_link_text,
+                                      exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+            return MarkdownWithMath(renderer=renderer).render(source)
+    return MathMLExporter
 
 # %% ../nbs/90_cli.ipynb #8b6b08e1
 _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
@@ -370,12 +420,11 @@ div.contents { padding: 0 1.2em; } ol.contents .time { color: #777; }
 """
 
 def exporter():
-    "nbconvert's JupyterLab look, with our template: pictures embedded, no prompts, nothing from the network."
+    "nbconvert's JupyterLab look in our template: pictures embedded, MathML formulas, no prompts, no network."
     import jinja2
-    from nbconvert import HTMLExporter
-    return HTMLExporter(template_name="lab", template_file="llmbook_site.html.j2", embed_images=True,
-                        exclude_input_prompt=True, exclude_output_prompt=True,
-                        extra_loaders=[jinja2.DictLoader({"llmbook_site.html.j2": _TEMPLATE})])
+    return _mathml_exporter()(template_name="lab", template_file="llmbook_site.html.j2", embed_images=True,
+                              exclude_input_prompt=True, exclude_output_prompt=True,
+                              extra_loaders=[jinja2.DictLoader({"llmbook_site.html.j2": _TEMPLATE})])
 
 # %% ../nbs/90_cli.ipynb #9556aec0
 def _link(href: str, text: str) -> str: return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
@@ -415,6 +464,17 @@ def render(exporter, # from `exporter()`
     page, _ = exporter.from_notebook_node(nb, resources=resources)
     return page
 
+# %% ../nbs/90_cli.ipynb #8e53d4e9
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.S)
+
+def move_styles(page: str # a page from `render`
+               ) -> tuple[str, str]:
+    "The page linking `style.css` instead of the styles in its `<head>`, and those styles as one CSS text."
+    if "</head>" not in page: raise ValueError(f"a page with no </head>: {page[:80]!r}")
+    head, body = page.split("</head>", 1)
+    css = "\n".join(m.group(1).strip() for m in _STYLE.finditer(head)) + "\n"
+    return _STYLE.sub("", head) + '<link rel="stylesheet" href="style.css">\n</head>' + body, css
+
 # %% ../nbs/90_cli.ipynb #559de58c
 def _find(module: str, qual: str):
     obj = importlib.import_module(module)
@@ -436,7 +496,7 @@ def api_entries(modidx: dict, # llmbook/_modidx.py's `d`
             qual = full.removeprefix(module + ".")
             private = any(part.startswith("_") for part in qual.split("."))
             if private or url.split("#")[0] not in pages: continue
-            entries.append((qual, _find(module, qual), url))
+            entries.append((qual, _find(module, qual), symbol_url(full, url)))
         if entries: found[module] = entries
     return found
 
@@ -520,11 +580,11 @@ def contents(notebooks: dict # notebook path -> its cells, in reading order
 
 # %% ../nbs/90_cli.ipynb #69d36e0a
 def _anchors(modidx: dict) -> dict:
-    "page -> {qualified name: anchor}, from `_modidx.py`."
+    "page -> {qualified name: anchor}, the anchors of `symbol_url` on the pages `_modidx.py` names."
     found = {}
     for module, syms in modidx["syms"].items():
         for full, (url, _) in syms.items():
-            page, _, anchor = url.partition("#")
+            page, _, anchor = symbol_url(full, url).partition("#")
             found.setdefault(page, {})[full.removeprefix(module + ".")] = anchor
     return found
 
@@ -545,6 +605,7 @@ def build_site(out: Path, # the folder to write the pages to (created; pages alr
     notebooks = {p: json.loads(p.read_text(encoding="utf-8")) for p in course}
     pages = {page_name(p): title(nb["cells"]) for p, nb in notebooks.items()}
     order, anchors, placed, ex = list(pages), _anchors(modidx), {}, exporter()
+    styles = {}  # page -> the styles moved out of it
     out.mkdir(parents=True, exist_ok=True)
     for i, (path, nb) in enumerate(notebooks.items()):
         page = order[i]
@@ -553,9 +614,13 @@ def build_site(out: Path, # the folder to write the pages to (created; pages alr
         next = (order[i + 1], pages[order[i + 1]]) if i + 1 < len(order) else None
         listing = contents({p: n["cells"] for p, n in notebooks.items()}) if page == "index.html" else ""
         text = render(ex, cells, pages[page], nbs, nav(prev, next), listing, nb.get("metadata"))
-        (out / page).write_text(page_links(text, {p.name: page_name(p) for p in course}), encoding="utf-8")
+        text, styles[page] = move_styles(page_links(text, {p.name: page_name(p) for p in course}))
+        (out / page).write_text(text, encoding="utf-8")
     cells, entries = api_cells(modidx, pages)
-    (out / "api.html").write_text(render(ex, cells, "API reference", nbs, nav(None, None)), encoding="utf-8")
+    text, styles["api.html"] = move_styles(render(ex, cells, "API reference", nbs, nav(None, None)))
+    (out / "api.html").write_text(text, encoding="utf-8")
+    assert len(set(styles.values())) == 1, "one exporter and one template give every page the same styles"
+    (out / "style.css").write_text(styles["api.html"], encoding="utf-8")
     links = [url for found in entries.values() for _, _, url in found]
     unplaced = [url for url in links if url.partition("#")[2] not in placed[url.partition("#")[0]]]
     return {"pages": [*order, "api.html"], "symbols": len(links), "unplaced": unplaced}

@@ -24,6 +24,14 @@ def shown_code_cells(name):
     sources = ["".join(c["source"]) for c in cells(name) if c["cell_type"] == "code"]
     return [s for s in sources
             if not re.match(r"#\|\s*hide", s) and re.sub(r"^#\|.*$", "", s, flags=re.M).strip()]
+SPACE = r'(<span class="w">\s*</span>|\s)'  # how pygments writes the space after a keyword
+CLASS = 'class</span>' + SPACE + '<span class="nc">{}<'  # `class Name` in a page's highlighted code
+DEF = 'def</span>' + SPACE + '<span class="nf">{}<'  # `def name`
+def cell_at(html, anchor):
+    "The HTML of the cell an anchor sits on (up to the next cell)."
+    at = html.index(f'<a id="{anchor}"></a>')
+    end = html.find('<div class="jp-Cell ', html.index('<div class="jp-Cell ', at) + 1)
+    return html[at:end]
 def bars(html): return re.findall(r'<nav class="site[^"]*">(.*?)</nav>', html, re.S)
 def neighbours(bar): return re.findall(r'<span class="(prev|next)">[^<]*<a href="([^"]+)">', bar)
 
@@ -102,14 +110,79 @@ def test_api_reference(site):
     for p, anchor in links: assert f'<a id="{anchor}"></a>' in pages[p], (p, anchor)
     assert not re.search(r'id="llmbook\.\w+\.(_|\w+\._)', api)  # private names stay out
     # the anchor sits on the cell that defines the symbol
-    space = r'(<span class="w">\s*</span>|\s)'  # how pygments writes the space after a keyword
-    for p, anchor, code in [("decoder.html", "decoder", f'class</span>{space}<span class="nc">Decoder<'),
-                            ("decoding.html", "generate", f'def</span>{space}<span class="nf">generate<')]:
-        at = pages[p].index(f'<a id="{anchor}"></a>')
-        assert re.search(code, pages[p][at:at + 3000]), (p, anchor)
+    for p, anchor, code in [("decoder.html", "llmbook.decoder.Decoder", CLASS.format("Decoder")),
+                            ("decoding.html", "llmbook.generation.generate", DEF.format("generate"))]:
+        assert re.search(code, cell_at(pages[p], anchor)), (p, anchor)
     decoder_forward = api[api.index('id="llmbook.decoder.Decoder.forward"'):][:3000]
     assert "<td><code>input_ids</code></td>" in decoder_forward  # a parameter row
     assert "(B, T) token ids" in decoder_forward  # with its docment
+
+def test_one_style_sheet(site):
+    "JupyterLab's CSS (about 260 KB) is written once, to style.css, instead of into the head of every page."
+    out, built = site
+    css = (out / "style.css").read_text()
+    assert len(css) > 200_000 and ".jp-CodeCell" in css and "nav.site {" in css  # JupyterLab's and ours
+    for p in built["pages"]:
+        html = (out / p).read_text()
+        head = html[:html.index("</head>")]
+        assert len(head) < 2_000, (p, len(head))
+        assert "<style" not in head, p
+        assert re.findall(r"<link[^>]*>", head) == ['<link rel="stylesheet" href="style.css">'], p
+    index = (out / "index.html").read_text()
+    assert len(re.sub(r'src="data:[^"]*"', "", index)) < 60_000  # the front page without its picture
+
+@pytest.fixture(scope="module")
+def attention_site(tmp_path_factory):
+    "The attention chapter, which defines a class `Attention` and a function `attention`, and has a formula."
+    out = tmp_path_factory.mktemp("site") / "_site"
+    return out, build_site(out, NBS, only=["04_attention.ipynb"])
+
+def test_attention_and_Attention_link_to_their_own_cells(attention_site):
+    out, built = attention_site
+    api, page = (out / "api.html").read_text(), (out / "attention.html").read_text()
+    assert built["unplaced"] == []
+    found = {}
+    for name in ("Attention", "attention"):
+        entry = api[api.index(f'<div class="api-entry" id="llmbook.attention.{name}">'):]
+        found[name] = re.search(r'Defined in <a href="([^"#]+)#([^"]+)">', entry).groups()
+    assert found == {"Attention": ("attention.html", "llmbook.attention.Attention"),
+                     "attention": ("attention.html", "llmbook.attention.attention")}
+    assert re.search(CLASS.format("Attention"), cell_at(page, "llmbook.attention.Attention"))
+    assert re.search(DEF.format("attention"), cell_at(page, "llmbook.attention.attention"))
+    assert not re.search(CLASS.format("Attention"), cell_at(page, "llmbook.attention.attention"))
+
+def test_formulas_are_mathml(attention_site):
+    out, _ = attention_site
+    page = (out / "attention.html").read_text()
+    # the chapter's formula, $$\text{Attention}(Q, K, V) = \text{softmax}(...) V$$, drawn in MathML
+    assert page.count("<math") == 1
+    formula = page[page.index("<math"):page.index("</math>")]
+    assert 'display="block"' in formula.split(">")[0]  # a formula on its own line
+    assert "<mtext>softmax</mtext>" in formula and "<msqrt>" in formula and "<mfrac>" in formula
+    assert "$$" not in page and r"\text{Attention}" not in page
+
+def markdown_page(text):
+    cell = {"cell_type": "markdown", "metadata": {}, "source": text, "id": "m"}
+    return cli.render(cli.exporter(), [cell], "Math", NBS, cli.nav(None, None))
+
+def test_dollars_in_code_stay_code():
+    page = markdown_page("Squares: $x^2$. In a shell, `echo $HOME $x$`:\n\n```sh\necho $$ $HOME $y$\n```")
+    assert page.count("<math") == 1 and "<msup><mi>x</mi><mn>2</mn></msup>" in page
+    assert "<code>echo $HOME $x$</code>" in page  # a code span
+    assert re.search(r'\$\$.*\$HOME.*\$y</span>\$', page)  # a code block, highlighted by pygments
+
+def test_latex_environments_are_mathml():
+    page = markdown_page("A matrix:\n\n\\begin{matrix} a & b \\\\ c & d \\end{matrix}\n\nand no more.")
+    formula = page[page.index("<math"):page.index("</math>")]
+    assert page.count("<math") == 1 and "begin{matrix}" not in page
+    assert formula.count("<mtr>") == 2 and formula.count("<mtd>") == 4  # two rows of two
+
+def test_without_latex2mathml_formulas_stay_as_source(monkeypatch):
+    monkeypatch.setitem(sys.modules, "latex2mathml", None)  # `import latex2mathml...` now raises ImportError
+    monkeypatch.setitem(sys.modules, "latex2mathml.converter", None)
+    with pytest.warns(UserWarning, match=r"formulas stay as their \$\.\.\.\$ source: pip install latex2mathml"):
+        page = markdown_page("Squares: $x^2$.")
+    assert "<math" not in page and "Squares: $x^2$." in page
 
 def test_the_checks_notice_a_hidden_cell_shown(tmp_path, monkeypatch):
     "Mutation: if hidden cells were kept, the count of code cells above would differ."
@@ -123,7 +196,7 @@ def test_command(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("wrote 2 pages")
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["api.html", "index.html"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["api.html", "index.html", "style.css"]
     r = subprocess.run([LLMBOOK, "site", "--nbs", str(tmp_path), "--out", str(tmp_path / "x")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and f"no notebooks in {tmp_path}" in r.stderr and "Traceback" not in r.stderr
