@@ -20,8 +20,8 @@ __all__ = ['GENERATION_ARGS', 'DECODE_CHECK_EVERY', 'next_token_probs', 'token_l
            'top_k_filter', 'top_p_filter', 'min_p_filter', 'repetition_penalty', 'no_repeat_ngram', 'suppress_tokens',
            'GenerationConfig', 'generation_config', 'Processor', 'logits_processors', 'apply_processors',
            'DecoderSession', 'Seq2SeqSession', 'token_steps', 'stop_string_check', 'compiled_step', 'compiled_prefill',
-           'GreedyGraph', 'greedy_graph', 'generate', 'stream', 'generate_text', 'Hypotheses', 'beam_search',
-           'log_prob', 'beam_tree', 'plot_beam_tree', 'BeamTreeExplorer', 'NextTokenExplorer']
+           'GreedyGraph', 'greedy_graph', 'generate', 'stream', 'generate_text', 'Hypotheses', 'beam_filler',
+           'beam_search', 'log_prob', 'beam_tree', 'plot_beam_tree', 'BeamTreeExplorer', 'NextTokenExplorer']
 
 # %% ../nbs/12_decoding.ipynb #eba092cc
 @torch.no_grad()
@@ -827,6 +827,10 @@ class Hypotheses:
         if best_possible <= self.items[-1][0]: self.done = True
 
 # %% ../nbs/12_decoding.ipynb #1fb7c828
+def beam_filler(cfg: GenerationConfig) -> int:
+    "The id after the shorter sequences beam search returns: transformers' rule, where a pad id of 0 counts as none."
+    return cfg.pad_token_id or (cfg.eos_ids[0] if cfg.eos_ids else 0)
+
 def beam_search(session: DecoderSession, # where the logits come from
                 cfg: GenerationConfig, # num_beams, length_penalty, early_stopping, num_return_sequences, eos...
                 max_new_tokens: int, # steps at most
@@ -890,7 +894,7 @@ def beam_search(session: DecoderSession, # where the logits come from
     # the best num_return_sequences of each prompt, padded to the longest
     best = [item for h in finished for item in h.items[:cfg.num_return_sequences]]
     width = max(len(seq) for _, seq in best)
-    fill = cfg.pad_token_id or (cfg.eos_ids[0] if cfg.eos_ids else 0)  # transformers' rule: a pad id of 0 counts as none
+    fill = beam_filler(cfg)
     out = torch.full((len(best), width), fill, dtype=torch.long, device=ids.device)
     for i, (_, seq) in enumerate(best): out[i, :len(seq)] = seq
     return out, torch.tensor([score for score, _ in best])
@@ -1002,9 +1006,10 @@ def run(self: BeamTreeExplorer):
                             early_stopping=self.early_stopping.value, eos_token_id=self.eos, pad_token_id=self.pad)
     trace = []
     self.sequences, self.scores = beam_search(DecoderSession(self.model, self.ids), cfg, self.max_new_tokens.value, trace=trace)
-    self.nodes = beam_tree(trace, self.sequences[:1], self.pad)
+    fill = beam_filler(cfg)
+    self.nodes = beam_tree(trace, self.sequences[:1], fill)
     P = self.ids.shape[1]
-    lines = [f"{s:.3f}: {html.escape(repr(self.decode([t for t in row[P:].tolist() if t != self.pad])))}"
+    lines = [f"{s:.3f}: {html.escape(repr(self.decode([t for t in row[P:].tolist() if t != fill])))}"
              for s, row in zip(self.scores.tolist(), self.sequences)]
     self.text.value = "<b>hypotheses, best first</b> (score: text)<br>" + "<br>".join(lines)
     with self.out:
