@@ -4,15 +4,22 @@ with default settings (not under `nbdev_test`: `slow` cells run too, as they do 
     python bench/bench_chapters.py                    # every nbs/NN_*.ipynb
     python bench/bench_chapters.py 07_encoder 08_seq2seq --limit 600
     python bench/bench_chapters.py --threads 1        # OMP/MKL threads of the kernel (default: PyTorch's choice)
+    python bench/bench_chapters.py 11_pretraining 12_decoding --cold-warm   # with and without the course models cached
 
 Prints a table: wall time, the kernel's CPU time (its own and its children's; on a busy machine wall
 time inflates, CPU time much less), the slowest cells, and whether the chapter keeps the course's promise
 of under 5 minutes on a 2-core laptop CPU (`--limit`, seconds). The kernel runs on a temporary copy of
-`nbs/`, so nothing in the repository changes. The browser test (tests/test_browser.py) measures the same
+`nbs/`, so nothing in the repository changes.
+
+Chapters after the pretraining chapter load its course models (`llmbook.pretraining.course_model`) from the llmbook
+cache, and train them first when they are missing. `--cold-warm` runs every chapter twice, each time with a
+temporary `LLMBOOK_CACHE`: **cold** (empty: the chapter must train the course models it uses) and **warm** (every
+course model trained once beforehand, and copied in), and reports both times; the promise is under 5 minutes
+warm and under 5 minutes more cold. Without it, chapters use your own cache, whatever it holds. The browser test (tests/test_browser.py) measures the same
 through JupyterLab and writes test-reports/chapter-times.md.
 """
 from __future__ import annotations
-import argparse, os, shutil, sys, tempfile, time
+import argparse, os, shutil, subprocess, sys, tempfile, time
 from datetime import datetime
 from pathlib import Path
 
@@ -66,6 +73,7 @@ def main(argv=None):
     p.add_argument("chapters", nargs="*", help="chapter names (default: every nbs/NN_*.ipynb)")
     p.add_argument("--limit", type=float, default=300, help="seconds a chapter may take (default 300: the course's promise)")
     p.add_argument("--threads", type=int, help="OMP_NUM_THREADS / MKL_NUM_THREADS for the kernel")
+    p.add_argument("--cold-warm", action="store_true", help="run each chapter with an empty and with a filled course-model cache")
     args = p.parse_args(argv)
     for var in ("IN_TEST", "MPLBACKEND"): os.environ.pop(var, None)   # a learner's kernel: full runs, inline plots
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -77,17 +85,33 @@ def main(argv=None):
         shutil.copytree(ROOT / "nbs", work / "nbs", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_proc"))
         print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; kernel threads: "
               f"{args.threads or 'default'}; limit {args.limit:.0f} s per chapter", flush=True)
+        if args.cold_warm:
+            warm = work / "warm-cache"
+            t = time.monotonic()
+            fill = "from llmbook.pretraining import COURSE_RECIPES, course_model\nfor n in COURSE_RECIPES: course_model(n, progress=False)"
+            subprocess.run([sys.executable, "-c", fill], env={**os.environ, "LLMBOOK_CACHE": str(warm)}, check=True)
+            print(f"the course models, trained once for the warm runs: {time.monotonic() - t:.0f} s", flush=True)
         rows = []
         for path in paths:
-            r = run_chapter(path, work / "nbs", args.limit)
+            r = {}
+            for kind in ("cold", "warm") if args.cold_warm else ("yours",):
+                if kind != "yours":  # a cache of its own for every run
+                    cache = work / f"cache-{path.stem}-{kind}"
+                    if kind == "warm": shutil.copytree(warm, cache)
+                    os.environ["LLMBOOK_CACHE"] = str(cache)
+                r[kind] = run_chapter(path, work / "nbs", args.limit * (2 if kind == "cold" else 1))  # cold: 5 min more
+                print(f"  {path.stem} ({kind} cache): {r[kind]['wall']:.1f} s ({r[kind]['status']})", file=sys.stderr, flush=True)
             rows.append(r)
-            print(f"  {r['name']}: {r['wall']:.1f} s ({r['status']})", file=sys.stderr, flush=True)
         print(f"load average {os.getloadavg()[0]:.1f} at the end\n")
-        print("| chapter | run all (s) | kernel CPU (s) | under limit | slowest cells (s) |\n|---|---:|---:|---|---|")
+        kinds = list(rows[0]) if rows else []
+        print("| chapter | " + " | ".join(f"run all, {k} cache (s)" for k in kinds) + " | kernel CPU (s) | under limit | slowest cells (s) |")
+        print("|---|" + "---:|" * len(kinds) + "---:|---|---|")
         for r in rows:
-            slow = "; ".join(f"{i} `{src}` {s:.1f}" for s, i, src in sorted(r["cells"], reverse=True)[:2] if s >= 1)
-            cpu = f"{r['cpu']:.0f}" if r["cpu"] is not None else "-"
-            print(f"| {r['name']} | {r['wall']:.1f} | {cpu} | {'yes' if r['status'] == 'ok' else r['status']} | {slow} |")
+            last = r[kinds[-1]]
+            slow = "; ".join(f"{i} `{src}` {s:.1f}" for s, i, src in sorted(last["cells"], reverse=True)[:2] if s >= 1)
+            cpu = f"{last['cpu']:.0f}" if last["cpu"] is not None else "-"
+            ok = " / ".join("yes" if r[k]["status"] == "ok" else f"{k}: {r[k]['status']}" for k in kinds)
+            print(f"| {last['name']} | " + " | ".join(f"{r[k]['wall']:.1f}" for k in kinds) + f" | {cpu} | {ok} | {slow} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
