@@ -356,6 +356,7 @@ def _merge_by_rank(ids: list[int], merges: dict) -> list[int]:
         ids = merge_pair(ids, pair, new_id)
     return ids
 
+# %% ../nbs/02_tokens.ipynb #dca6dd07
 def _merge_by_rounds(ids: list[int], merges: dict) -> list[int]:
     "`_merge_by_rank` for long repetitive sequences: one character per token, so each round is one `str.replace`."
     s = "".join(map(chr, ids))  # str.replace merges a pair left to right without overlap, as `merge_pair` does

@@ -121,3 +121,39 @@ def test_committed_executed_notices_a_missing_output():
     assert _unshown(cleared)
     assert _displays("x = 1\nx") and _displays("sizes[0]") and _displays("#| export\nmodel")
     assert not _displays("print(1)") and not _displays("plot(x);") and not _displays("x = 1")
+
+# --- "Under the hood" parts: plumbing a learner may open, folded away from the main line ---------
+
+HOOD = re.compile(r"#{2,6}\s+Under the hood\b")
+FOLDED = "jp-MarkdownHeadingCollapsed"  # JupyterLab 4 hides the cells under a heading cell with this set
+
+def _hoods(cells) -> list:
+    "The markdown cells that open an 'Under the hood' part (the heading is the cell's first line)."
+    return [c for c in cells if c["cell_type"] == "markdown" and HOOD.match(_src(c))]
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_under_the_hood_parts_are_folded(nb):
+    "Every 'Under the hood' heading opens folded and says, in its own cell (seen while folded), what it holds."
+    for c in _hoods(_cells(nb)):
+        assert c["metadata"].get(FOLDED) is True, f"{nb.name}: cell {c['id']} opens an 'Under the hood' part " \
+            f"but is not folded: set its metadata {FOLDED!r} to true"
+        assert len(_src(c).strip().splitlines()) > 1, f"{nb.name}: cell {c['id']} has a heading only: add " \
+            "a sentence saying what the part holds and that the main line does not need it"
+
+def test_tokens_chapter_folds_its_plumbing():
+    "Chapter 02 folds away the fast trainer, the long-chunk encoders and the pattern rewriting for Oniguruma."
+    titles = [_src(c).splitlines()[0] for c in _hoods(_cells(ROOT / "nbs/02_tokens.ipynb"))]
+    assert len(titles) >= 3, titles
+    for word in ("fast trainer", "long chunks", "Oniguruma"): assert any(word in t for t in titles), (word, titles)
+
+def test_nbdev_clean_keeps_folded_headings(tmp_path):
+    "nbdev_clean drops cell metadata that settings.ini does not allow: the folding key must be allowed."
+    shutil.copy(ROOT / "settings.ini", tmp_path / "settings.ini")
+    (tmp_path / "nbs").mkdir()
+    cell = {"cell_type": "markdown", "id": "a1b2c3d4", "metadata": {FOLDED: True, "tags": ["stray"]},
+            "source": ["### Under the hood: x\n", "\n", "*What it holds.*"]}
+    path = tmp_path / "nbs" / "x.ipynb"
+    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    clean = Path(sys.executable).parent / "nbdev_clean"
+    subprocess.run([str(clean), "--fname", str(path)], cwd=tmp_path, check=True, capture_output=True)
+    assert json.loads(path.read_text())["cells"][0]["metadata"] == {FOLDED: True}  # kept; the stray tag is gone

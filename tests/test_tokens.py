@@ -6,7 +6,8 @@ import pytest
 from tokenizers import pre_tokenizers, Regex, Tokenizer, models, normalizers
 from llmbook.data import load_corpus
 from llmbook.tokens import (BPETokenizer, HFTokenizer, CharTokenizer, GPT2_PATTERN, GPT4_PATTERN, split_text, hf_pattern,
-                            train_bpe_naive, train_bpe_fast, train_bpe_hf, _merge_by_rank, _merge_by_rank_heap)
+                            train_bpe_naive, train_bpe_fast, train_bpe_hf, _merge_by_rank, _merge_by_rank_heap,
+                            _merge_by_rounds)
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<｜end▁of▁sentence｜>"]
 
@@ -72,7 +73,9 @@ def test_heap_encoder_equals_loop(pydocs):
     rng = random.Random(1)
     seqs = [list(pydocs[i:i + rng.randint(0, 400)].encode()) for i in range(0, 400_000, 10_000)]
     seqs += [[rng.choice(b"aab e th\xe6\x97") for _ in range(rng.randint(0, 300))] for _ in range(200)]
-    for ids in seqs: assert _merge_by_rank_heap(ids, tok.merges) == _merge_by_rank(ids, tok.merges)
+    for ids in seqs:
+        assert _merge_by_rank_heap(ids, tok.merges) == _merge_by_rank(ids, tok.merges)
+        assert _merge_by_rounds(ids, tok.merges) == _merge_by_rank(ids, tok.merges)
 
 def test_roundtrip_and_no_unknowns(pydocs):
     tok = BPETokenizer.train(pydocs, 1024, special_tokens=SPECIALS)
@@ -278,6 +281,16 @@ BAD_INPUT = [  # (what, call on the small tokenizer, error type, part of the mes
     ("merge of a later id", lambda t: BPETokenizer({(97, 256): 256}), ValueError, "two ids that exist before it"),
     ("special token twice", lambda t: BPETokenizer({}, special_tokens=["<s>", "<s>"]), ValueError,
      "'<s>' is given twice"),
+    ("allowed_special names no special token", lambda t: t.encode("a<|endoftext|>b", allowed_special={"<|pad|>"}),
+     ValueError, "allowed_special names '<|pad|>', which is not a special token of this tokenizer"),
+    ("allowed_special of no known kind", lambda t: t.encode("a", allowed_special="some"), ValueError,
+     "allowed_special must be 'none_raise', 'none', 'all' or a set of special tokens, got 'some'"),
+    ("char: id past the vocabulary", lambda t: CharTokenizer.train("hello world").decode([0, 8]), ValueError,
+     "id 8 at position 1 is outside the vocabulary (ids 0..7)"),
+    ("char: encode bytes", lambda t: CharTokenizer.train("hello world").encode(b"hello"), TypeError,
+     "text must be a str, got bytes"),
+    ("char: unk_token already a character", lambda t: CharTokenizer.train("ab", unk_token="a"), ValueError,
+     "unk_token must be a non-empty str that is not itself in the vocabulary, got 'a'"),
 ]
 
 @pytest.mark.parametrize("call, error, message", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
