@@ -187,6 +187,10 @@ def draw_boxes(boxes: dict, # name -> (x, y, label), optionally followed by a co
     "A diagram: labelled boxes centred at (x, y), joined by arrows. Returns the matplotlib axis."
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
+    for a, b, *_ in arrows:  # check before drawing, so a wrong name leaves no half-drawn figure behind
+        for n in (a, b):
+            if n not in boxes:
+                raise ValueError(f"arrow ({a!r}, {b!r}) names {n!r}, which is not a box: boxes are {list(boxes)}")
     ax = ax or plt.subplots(figsize=size)[1]
     half = {}
     for name, (x, y, label, *rest) in boxes.items():
@@ -197,8 +201,6 @@ def draw_boxes(boxes: dict, # name -> (x, y, label), optionally followed by a co
                                     boxstyle="round,pad=0,rounding_size=0.08"))
         ax.text(x, y, label, ha="center", va="center", fontsize=8)
     for a, b, *rest in arrows:
-        for n in (a, b):
-            if n not in boxes: raise ValueError(f"arrow ({a!r}, {b!r}) names {n!r}, which is not a box: boxes are {list(boxes)}")
         label = rest[0] if rest else ""
         bend = rest[1] if len(rest) > 1 else 0
         ca, cb = boxes[a][:2], boxes[b][:2]
