@@ -3,9 +3,9 @@ a hash of the recipe, a cold call that trains once and a warm one that only load
 chapter's own GPT, the refusals of `save_course_model`, two processes asking at once, and an interrupted save.
 
 Every test uses a temporary `LLMBOOK_CACHE` and `IN_TEST=1` (recipes cut to 10 steps). The key test uses the
-real "gpt" recipe; the others, which train, swap it for `SMALL` (one narrow layer with dropout, a 300-token
-vocabulary, one validation batch) to stay quick: 10 steps of the real recipe and its full evaluation take ~30 s
-on two cores."""
+real "gpt" recipe, and so does one case of the chapter-equality test (with its evaluations cut to 2 batches);
+the others, which train, swap it for `SMALL` (one narrow layer with dropout, a 300-token vocabulary, one
+validation batch) to stay quick."""
 import json, os, re, subprocess, sys, time
 from pathlib import Path
 import pytest
@@ -117,8 +117,11 @@ def test_a_changed_recipe_trains_again(small, monkeypatch):
     assert entries(small) == sorted([old.name, P.course_dir("gpt").name])
     assert not same_weights(first, second)  # trained with the new learning rate, not the old model reloaded
 
-def test_the_cold_path_is_the_chapters_path(small):
+@pytest.mark.parametrize("recipe", ["small", "real"])
+def test_the_cold_path_is_the_chapters_path(course, monkeypatch, recipe):
     "`course_model`'s training equals chapter 11's GPT built piece by piece, to the last bit (dropout included)."
+    real = {**P.COURSE_RECIPES["gpt"], "eval_batches": 2}  # the real recipe, its evaluations cut to 2 batches
+    monkeypatch.setitem(P.COURSE_RECIPES, "gpt", SMALL if recipe == "small" else real)
     logs = []
     model, tok = P.course_model("gpt", progress=False, log=logs.append)
     assert len(logs) == 1
