@@ -215,11 +215,11 @@ COURSE_RECIPES = {  # name -> `pretrain` arguments
 }
 
 def course_recipe(name: str) -> dict:
-    "The `pretrain` arguments of course model `name` (under `nbdev_test`: cut to 10 steps)."
+    "The `pretrain` arguments of course model `name` (under `nbdev_test`: 10 steps, evaluated on 2 batches)."
     if name not in COURSE_RECIPES:
         raise ValueError(f"unknown course model {name!r}: expected one of {sorted(COURSE_RECIPES)}")
     recipe = copy.deepcopy(COURSE_RECIPES[name])
-    if in_test(): recipe["max_steps"] = 10
+    if in_test(): recipe.update(max_steps=10, eval_batches=2)
     return recipe
 
 def course_dir(name: str, recipe: dict | None = None) -> Path:

@@ -56,7 +56,7 @@ def test_cold_call_trains_once_and_warm_call_loads(small, monkeypatch):
     assert sorted(p.name for p in (folder / "model").iterdir()) == ["config.json", "model.safetensors"]
     saved = json.loads((folder / "recipe.json").read_text())
     assert saved["name"] == "gpt" and saved["version"] == P.COURSE_VERSION
-    assert saved["recipe"] == {**SMALL, "max_steps": 10}
+    assert saved["recipe"] == {**SMALL, "max_steps": 10, "eval_batches": 2}
     assert 0 < saved["valid_loss"] < 6.0  # evaluated once at the end; log(300) = 5.7 is the untrained loss
     seed_everything(SMALL["seed"])  # the weights it started from (as `pretrain` builds them)
     untrained = P.build_model("tiny-gpt2", tok, **SMALL["model_overrides"])
@@ -80,7 +80,7 @@ def changed(value):
 
 def test_the_key_is_the_whole_recipe_and_the_version(course, monkeypatch):
     recipe = P.course_recipe("gpt")  # the real one, cut to 10 steps under IN_TEST
-    assert recipe == {**P.COURSE_RECIPES["gpt"], "max_steps": 10} and P.COURSE_RECIPES["gpt"]["max_steps"] > 10
+    assert recipe == {**P.COURSE_RECIPES["gpt"], "max_steps": 10, "eval_batches": 2} and P.COURSE_RECIPES["gpt"]["max_steps"] > 10
     recipe["model_overrides"]["d_model"] += 1  # a copy: the table itself is untouched
     assert P.course_recipe("gpt")["model_overrides"] == P.COURSE_RECIPES["gpt"]["model_overrides"]
     recipe = P.course_recipe("gpt")
