@@ -17,9 +17,9 @@ from .encoder import Encoder
 # %% auto #0
 __all__ = ['ENTITY_TYPES', 'split_sections', 'Passage', 'make_passages', 'split_sentences', 'query_sentences', 'cloze_queries',
            'Hit', 'SearchIndex', 'recall_at_k', 'TfidfEmbedder', 'EncoderEmbedder', 'PairCollator',
-           'InBatchContrastive', 'hits_html', 'SearchBox', 'ner_sentence', 'ner_examples', 'split_words', 'bio_tags',
-           'word_tags', 'encode_words', 'align_labels', 'ner_features', 'TagCollator', 'bio_entities', 'entity_scores',
-           'Entity', 'predict_word_tags', 'tags_to_entities', 'tag_entities']
+           'InBatchContrastive', 'hard_negatives', 'hits_html', 'SearchBox', 'ner_sentence', 'ner_examples',
+           'split_words', 'bio_tags', 'word_tags', 'encode_words', 'align_labels', 'ner_features', 'TagCollator',
+           'bio_entities', 'entity_scores', 'Entity', 'predict_word_tags', 'tags_to_entities', 'tag_entities']
 
 # %% ../nbs/14_encoder_tasks.ipynb #d958e572
 _HEADING = re.compile(r"^(\S[^\n]*?)[ \t]*\n([*=\-~^])\2*[ \t]*$", re.M)
@@ -241,22 +241,31 @@ class PairCollator:
                 ):
         self.embedder, self.min_words, self.generator = embedder, min_words, generator
 
-    def __call__(self, items: list[list[str]] # passages, as lists of sentences
+    def __call__(self, items: list # passages as lists of sentences, or (sentences, hard negative text) pairs
                 ) -> dict[str, torch.Tensor]:
-        queries, passages = [], []
-        for sentences in items:
+        with_negative = [isinstance(item, tuple) for item in items]
+        if any(with_negative) and not all(with_negative):
+            raise ValueError(f"{sum(with_negative)} of the {len(items)} items have a hard negative: give one to every item or to none")
+        queries, passages, negatives = [], [], []
+        for item in items:
+            sentences, negative = item if isinstance(item, tuple) else (item, None)
             candidates = query_sentences(sentences, self.min_words)
             if not candidates: raise ValueError(f"a passage has no query sentence ({self.min_words}+ words, with another "
                                                 f"sentence left): {' '.join(sentences)[:80]!r}; filter it out with query_sentences")
             j = candidates[torch.randint(len(candidates), (1,), generator=self.generator).item()]
             queries.append(sentences[j]); passages.append(" ".join(s for k, s in enumerate(sentences) if k != j))
+            if negative is not None: negatives.append(negative)
         e, pad = self.embedder, self.embedder.tokenizer.special_tokens["[PAD]"]
         q, q_mask = pad_sequences([e.encode(t) for t in queries], pad)
         p, p_mask = pad_sequences([e.encode(t) for t in passages], pad)
-        return dict(input_ids=q, attention_mask=q_mask, passage_ids=p, passage_mask=p_mask, labels=torch.arange(len(items)))
+        batch = dict(input_ids=q, attention_mask=q_mask, passage_ids=p, passage_mask=p_mask, labels=torch.arange(len(items)))
+        if negatives:  # B more passages, the right answer to no query
+            n, n_mask = pad_sequences([e.encode(t) for t in negatives], pad)
+            batch.update(negative_ids=n, negative_mask=n_mask)
+        return batch
 
 class InBatchContrastive:
-    "A `Trainer` task: `(B, B)` cosine similarities of queries and passages over a temperature; query i's label is passage i."
+    "A `Trainer` task: cosine similarities of queries and passages (and hard negatives) over a temperature; query i's label is passage i."
     def __init__(self, temperature: float = 0.05, # < 1 sharpens the softmax over the batch's passages
                  pooling: str = "mean"):
         if not temperature > 0: raise ValueError(f"temperature must be positive, got {temperature}")
@@ -264,7 +273,21 @@ class InBatchContrastive:
     def __call__(self, model: Encoder, batch: dict) -> torch.Tensor:
         q = F.normalize(model.embed(batch["input_ids"], batch["attention_mask"], self.pooling), dim=-1)  # (B, d)
         p = F.normalize(model.embed(batch["passage_ids"], batch["passage_mask"], self.pooling), dim=-1)  # (B, d)
-        return q @ p.T / self.temperature  # (B, B): row i should peak at column i
+        if "negative_ids" in batch:
+            n = F.normalize(model.embed(batch["negative_ids"], batch["negative_mask"], self.pooling), dim=-1)  # (B, d)
+            p = torch.cat([p, n])  # (2B, d): the hard negatives are wrong answers for every query
+        return q @ p.T / self.temperature  # (B, B) or (B, 2B): row i should peak at column i
+
+# %% ../nbs/14_encoder_tasks.ipynb #9555523a
+def hard_negatives(texts: list[str], # the training passages
+                  ) -> list[int]:
+    "For each text, the index of the most similar *other* text by TF-IDF cosine: a wrong answer that shares its words."
+    texts = _check_texts(texts, "texts")
+    if len(texts) < 2: raise ValueError(f"hard negatives need at least 2 texts, got {len(texts)}")
+    vectors = TfidfEmbedder().fit(texts)(texts)  # (N, vocabulary), unit length
+    sims = vectors @ vectors.T  # (N, N) cosine similarities
+    sims.fill_diagonal_(-1.0)  # a text is never its own negative
+    return sims.argmax(-1).tolist()
 
 # %% ../nbs/14_encoder_tasks.ipynb #ba36b7f3
 def hits_html(hits: list[Hit], # from `SearchIndex.search`
