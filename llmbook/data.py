@@ -13,8 +13,8 @@ from torch.utils.data import Dataset
 # %% auto #0
 __all__ = ['CORPORA', 'SPLITS', 'SYNTHETIC_TASKS', 'IGNORE_INDEX', 'Doc', 'corpus_docs', 'split_docs', 'load_corpus',
            'DownloadError', 'cache_dir', 'cached_path', 'load_text', 'number_to_words', 'format_date', 'synthetic_task',
-           'as_ids', 'NextTokenDataset', 'pad_sequences', 'mask_tokens', 'MLMCollator', 'shift_right',
-           'Seq2SeqCollator']
+           'as_ids', 'NextTokenDataset', 'pad_sequences', 'mask_tokens', 'MLMCollator', 'starts_word', 'blank_ids',
+           'word_heads', 'shift_right', 'Seq2SeqCollator']
 
 # %% ../nbs/01_data.ipynb #0f252169
 @dataclass(frozen=True)
@@ -276,8 +276,9 @@ def mask_tokens(ids: torch.Tensor, # (B, T) token ids
                 mask_id: int, # id of the [MASK] token
                 vocab_size: int, # random replacements are drawn from 0..vocab_size-1
                 special_ids=(), # ids never chosen for masking nor drawn as replacements (CLS, SEP, PAD, ...)
-                prob: float = 0.15, # share of (non-special) positions chosen
+                prob: float = 0.15, # share of (non-special) positions chosen (of words, with `word_starts`)
                 generator: torch.Generator | None = None, # for reproducible masks
+                word_starts: torch.Tensor | None = None, # whole words: a bool per vocabulary id (see below)
                ) -> tuple[torch.Tensor, torch.Tensor]:
     "Masked-LM inputs and labels with the 80/10/10 rule; labels are `IGNORE_INDEX` where nothing was chosen."
     if not 0 <= prob <= 1: raise ValueError(f"prob must be in [0, 1], got {prob}")
@@ -293,10 +294,17 @@ def mask_tokens(ids: torch.Tensor, # (B, T) token ids
                          f"or to draw as a replacement")
     candidate = ~torch.isin(ids, special)
     u = torch.rand(ids.shape, generator=generator)
-    chosen = candidate & (u < prob)
-    labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
     # one more uniform draw splits the chosen positions 80/10/10
     v = torch.rand(ids.shape, generator=generator)
+    if word_starts is not None:  # every token of a word takes the draws of the word's first token
+        if not (isinstance(word_starts, torch.Tensor) and word_starts.dtype == torch.bool and word_starts.shape == (vocab_size,)):
+            shown = f"{word_starts.dtype} of shape {tuple(word_starts.shape)}" if isinstance(word_starts, torch.Tensor) else type(word_starts).__name__
+            raise ValueError(f"word_starts must be a bool tensor with one value per vocabulary id, shape ({vocab_size},); "
+                             f"got {shown} (build it with `starts_word`)")
+        first = word_heads(ids, word_starts, candidate).clamp(min=0)
+        u, v = u.gather(-1, first), v.gather(-1, first)
+    chosen = candidate & (u < prob)
+    labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
     ordinary = torch.tensor([i for i in range(vocab_size) if i not in set(special.tolist())], dtype=torch.long)
     random_ids = ordinary[torch.randint(len(ordinary), ids.shape, generator=generator)]
     inputs = ids.clone()
@@ -309,13 +317,39 @@ def mask_tokens(ids: torch.Tensor, # (B, T) token ids
 class MLMCollator:
     "Pads a list of id sequences and applies `mask_tokens`: a dict of `input_ids`, `attention_mask`, `labels`."
     def __init__(self, pad_id: int, mask_id: int, vocab_size: int, special_ids=(), prob: float = 0.15,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None,
+                 word_starts: torch.Tensor | None = None): # whole-word masking (see "Whole words" below)
         self.pad_id, self.mask_id, self.vocab_size, self.prob, self.generator = pad_id, mask_id, vocab_size, prob, generator
-        self.special_ids = set(special_ids) | {pad_id}
+        self.special_ids, self.word_starts = set(special_ids) | {pad_id}, word_starts
     def __call__(self, seqs) -> dict[str, torch.Tensor]:
         ids, attention_mask = pad_sequences(seqs, self.pad_id)
-        inputs, labels = mask_tokens(ids, self.mask_id, self.vocab_size, self.special_ids, self.prob, self.generator)
+        inputs, labels = mask_tokens(ids, self.mask_id, self.vocab_size, self.special_ids, self.prob, self.generator,
+                                     self.word_starts)
         return dict(input_ids=inputs, attention_mask=attention_mask, labels=labels)
+
+# %% ../nbs/01_data.ipynb #de556b41
+def starts_word(pieces: list[str], # the text of every token id, in id order
+               ) -> torch.Tensor:
+    "One bool per id: True where the token starts a word, False where it continues one (it begins with a letter, digit or _)."
+    empty = [i for i, p in enumerate(pieces) if not isinstance(p, str) or not p]
+    if empty: raise ValueError(f"every piece must be a non-empty str; ids {empty[:5]} are not (got {pieces[empty[0]]!r})")
+    return torch.tensor([not (p[0].isalnum() or p[0] == "_") for p in pieces], dtype=torch.bool)
+
+def blank_ids(pieces: list[str]) -> list[int]:
+    "The ids of the tokens made only of whitespace (line breaks, spaces, indents)."
+    return [i for i, p in enumerate(pieces) if p.isspace()]
+
+def word_heads(ids: torch.Tensor, # (..., T) token ids
+               word_starts: torch.Tensor, # (vocab_size,) bool, from `starts_word`
+               ordinary: torch.Tensor, # (..., T) bool: the positions that may be chosen (not special)
+              ) -> torch.Tensor:
+    "For every ordinary position, the position of the first token of its word; -1 elsewhere."
+    before = torch.zeros_like(ordinary)
+    before[..., 1:] = ordinary[..., :-1]  # the token before is an ordinary one: the word may go on
+    start = ordinary & (word_starts[ids] | ~before)
+    pos = torch.arange(ids.shape[-1]).expand(ids.shape)
+    first = torch.where(start, pos, -1).cummax(dim=-1).values  # the latest start at or before each position
+    return torch.where(ordinary, first, -1)
 
 # %% ../nbs/01_data.ipynb #77957554
 def shift_right(labels: torch.Tensor, # (B, T) target ids, `IGNORE_INDEX` where padded

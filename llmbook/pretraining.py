@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from .core import get_device, seed_everything, count_params, format_size, in_test
-from .data import cache_dir, load_corpus, corpus_docs, split_docs, load_text, NextTokenDataset, MLMCollator, Seq2SeqCollator, synthetic_task
+from .data import cache_dir, load_corpus, corpus_docs, split_docs, load_text, NextTokenDataset, MLMCollator, Seq2SeqCollator, synthetic_task, starts_word, blank_ids
 from .decoder import Decoder
 from .blocks import preset, PRESETS, PRESET_FAMILY
 from .generation import generate_text
@@ -106,6 +106,8 @@ SAMPLING = dict(do_sample=True, temperature=0.8, top_k=50, seed=0) # how this ch
 # %% ../nbs/11_pretraining.ipynb #4c71f557
 def mlm_data(text: str, tokenizer: BPETokenizer, block_size: int,
              generator: torch.Generator | None = None, # for reproducible masks
+             whole_words: bool = False, # mask whole words, never line breaks or other blanks (the data chapter)
+             prob: float = 0.15, # share of the tokens (of the words, with `whole_words`) chosen
             ) -> tuple[list[torch.Tensor], MLMCollator]:
     "Sequences of `block_size` tokens and a collator that masks them (the tokenizer needs [PAD] and [MASK])."
     sp = tokenizer.special_tokens
@@ -114,8 +116,12 @@ def mlm_data(text: str, tokenizer: BPETokenizer, block_size: int,
     ids = torch.tensor(tokenizer.encode(text))
     if len(ids) < block_size: raise ValueError(f"the text has {len(ids)} tokens, fewer than one sequence of {block_size}")
     seqs = list(ids[:len(ids) // block_size * block_size].view(-1, block_size))
+    never, word_starts = set(sp.values()), None
+    if whole_words:
+        pieces = tokenizer.pieces(range(tokenizer.vocab_size))
+        never, word_starts = never | set(blank_ids(pieces)), starts_word(pieces)
     collator = MLMCollator(pad_id=sp["[PAD]"], mask_id=sp["[MASK]"], vocab_size=tokenizer.vocab_size,
-                           special_ids=set(sp.values()), generator=generator)
+                           special_ids=never, prob=prob, generator=generator, word_starts=word_starts)
     return seqs, collator
 
 def masked_once(seqs: list, collator: MLMCollator) -> list[dict]:
@@ -149,6 +155,8 @@ def pretrain(preset_name: str = "tiny-gpt2", # the model: a preset of any family
              vocab_size: int | None = None, # of the BPE tokenizer (None: 1024 for text, 384 for a synthetic task)
              block_size: int | None = None, # tokens per example (None: the model's context)
              max_chars: int = 2_000_000, # size limit for "pysource"
+             whole_words: bool = False, # encoders: mask whole words, never blanks (`mlm_data`)
+             mask_prob: float = 0.15, # encoders: share of the tokens (or words) masked
              model_overrides: dict | None = None, # config changes, e.g. {"d_model": 128, "n_layers": 4}
              out: str | os.PathLike | None = None, # folder for run.json, tokenizer.json and checkpoints
              resume: bool = False, # continue the run in `out`
@@ -159,13 +167,19 @@ def pretrain(preset_name: str = "tiny-gpt2", # the model: a preset of any family
     fam = family_of(preset_name)
     if family is not None and family != fam:
         raise ValueError(f"preset {preset_name!r} is a {fam} model, not a {family}: choose a {family} preset")
+    if whole_words and fam != "encoder":
+        raise ValueError(f"whole_words=True is masked-LM masking, for encoders; preset {preset_name!r} is a {fam} model")
+    if mask_prob != 0.15 and fam != "encoder":
+        raise ValueError(f"mask_prob={mask_prob!r} is masked-LM masking, for encoders; preset {preset_name!r} is a {fam} model")
+    if not 0 < mask_prob <= 1: raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob!r}")
     overrides = dict(model_overrides or {})
     for name, v in (("vocab_size", vocab_size), ("block_size", block_size)):  # None: the default; 0 is not one
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ValueError(f"{name} must be an int >= 1 (or None for the default), got {v!r}")
     vocab_size = vocab_size or (384 if fam == "seq2seq" else 1024)
     run = {"family": fam, "preset": preset_name, "vocab_size": vocab_size, "block_size": block_size,
-           "model_overrides": overrides, **({"task": task} if fam == "seq2seq" else
+           "model_overrides": overrides, **({"whole_words": True} if whole_words else {}),
+           **({"mask_prob": mask_prob} if mask_prob != 0.15 else {}), **({"task": task} if fam == "seq2seq" else
                                             {"file": str(file)} if file is not None else {"corpus": corpus, "max_chars": max_chars})}
     out = Path(out) if out is not None else None
     tokenizer = None
@@ -193,8 +207,9 @@ def pretrain(preset_name: str = "tiny-gpt2", # the model: a preset of any family
     if fam == "decoder":
         train, valid, collate, valid_collate = lm_data(train_docs, tokenizer, block), lm_data(valid_docs, tokenizer, block), None, None
     elif fam == "encoder":
-        train, collate = mlm_data(train_text, tokenizer, block)
-        valid_seqs, valid_mlm = mlm_data(valid_text, tokenizer, block, generator=torch.Generator().manual_seed(1))
+        train, collate = mlm_data(train_text, tokenizer, block, whole_words=whole_words, prob=mask_prob)
+        valid_seqs, valid_mlm = mlm_data(valid_text, tokenizer, block, generator=torch.Generator().manual_seed(1),
+                                         whole_words=whole_words, prob=mask_prob)
         valid, valid_collate = masked_once(valid_seqs, valid_mlm), stack_examples  # masked once: just stack them
     extra = {"collate": collate} if collate is not None else {}
     trainer = Trainer(model, train, valid_data=valid, valid_collate=valid_collate, out=out, resume=resume, **extra, **settings)
@@ -212,6 +227,9 @@ COURSE_RECIPES = {  # name -> `pretrain` arguments
     "gpt": dict(preset_name="tiny-gpt2", corpus="pydocs", vocab_size=1024, block_size=128,
                 model_overrides=dict(d_model=128, n_layers=4, n_heads=4, max_seq_len=128, dropout=0.1),
                 max_steps=400, batch_size=16, lr=2e-3, seed=0),
+    "bert": dict(preset_name="tiny-bert", corpus="pydocs", vocab_size=1024, block_size=128, whole_words=True, mask_prob=0.4,
+                 model_overrides=dict(d_model=128, n_layers=2, n_heads=4, max_seq_len=128, dropout=0.0, pre_norm=True),
+                 max_steps=1000, batch_size=16, lr=3e-3, seed=0),
 }
 
 def course_recipe(name: str) -> dict:
@@ -239,6 +257,11 @@ def _recipe_diff(recipe: dict, trainer: Trainer, tokenizer: BPETokenizer) -> lis
     diff += [f"{k}: {getattr(c, k)!r}, recipe {recipe[k]!r}" for k in ("max_steps", "batch_size", "lr", "seed")
              if getattr(c, k) != recipe[k]]
     if tokenizer.vocab_size != recipe["vocab_size"]: diff.append(f"vocab_size: {tokenizer.vocab_size}, recipe {recipe['vocab_size']}")
+    mlm = trainer.collate if isinstance(trainer.collate, MLMCollator) else None
+    if mlm is not None:  # a masked-LM: how it masked
+        whole, whole_recipe, prob_recipe = mlm.word_starts is not None, recipe.get("whole_words", False), recipe.get("mask_prob", 0.15)
+        if whole != whole_recipe: diff.append(f"whole_words: {whole!r}, recipe {whole_recipe!r}")
+        if mlm.prob != prob_recipe: diff.append(f"mask_prob: {mlm.prob!r}, recipe {prob_recipe!r}")
     if trainer.step != c.max_steps: diff.append(f"trained {trainer.step} of its {c.max_steps} steps")
     return diff
 

@@ -5,7 +5,7 @@ chapter's own GPT, the refusals of `save_course_model`, two processes asking at 
 Every test uses a temporary `LLMBOOK_CACHE` and `IN_TEST=1` (recipes cut to 10 steps). The key test uses the
 real "gpt" recipe, and so does one case of the chapter-equality test (with its evaluations cut to 2 batches);
 the others, which train, swap it for `SMALL` (one narrow layer with dropout, a 300-token vocabulary, one
-validation batch) to stay quick."""
+validation batch) to stay quick; the "bert" test swaps its recipe for `BERT_SMALL` in the same way."""
 import json, os, re, subprocess, sys, time
 from pathlib import Path
 import pytest
@@ -13,6 +13,7 @@ import torch
 import llmbook.hub as hub
 import llmbook.pretraining as P
 from llmbook.core import seed_everything
+from llmbook.data import word_heads
 from llmbook.tokens import BPETokenizer
 from llmbook.training import Trainer
 
@@ -103,8 +104,8 @@ def test_the_key_is_the_whole_recipe_and_the_version(course, monkeypatch):
     monkeypatch.setenv("IN_TEST", "1")
     monkeypatch.setattr(P, "COURSE_VERSION", P.COURSE_VERSION + 1)
     assert P.course_dir("gpt") != folder and P.course_dir("gpt").name.startswith("gpt-")
-    for call in (lambda: P.course_recipe("bert"), lambda: P.course_dir("bert"), lambda: P.course_model("bert")):
-        with pytest.raises(ValueError, match=r"unknown course model 'bert': expected one of \['gpt'\]"): call()
+    for call in (lambda: P.course_recipe("t5"), lambda: P.course_dir("t5"), lambda: P.course_model("t5")):
+        with pytest.raises(ValueError, match=r"unknown course model 't5': expected one of \['bert', 'gpt'\]"): call()
     assert entries(course) == []
 
 def test_a_changed_recipe_trains_again(small, monkeypatch):
@@ -155,8 +156,8 @@ def test_save_course_model_refuses_other_training_and_replaces_atomically(small,
     trainer, tok = P.pretrain(**r, progress=False, plot=False)
     def refused(match):
         with pytest.raises(ValueError, match=match): P.save_course_model("gpt", trainer, tok)
-    with pytest.raises(ValueError, match=r"unknown course model 'bert': expected one of \['gpt'\]"):
-        P.save_course_model("bert", trainer, tok)
+    with pytest.raises(ValueError, match=r"unknown course model 't5': expected one of \['bert', 'gpt'\]"):
+        P.save_course_model("t5", trainer, tok)
     c = trainer.config
     for field, value in (("max_steps", 11), ("lr", 1e-3), ("batch_size", 8), ("seed", 1)):
         kept = getattr(c, field)
@@ -254,3 +255,52 @@ def test_two_processes_at_once_train_it_once(small, tmp_path):
     folder = P.course_dir("gpt")
     assert entries(small) == [folder.name]  # one folder, no temporary one
     assert sorted(p.name for p in folder.iterdir()) == WHOLE
+
+BERT_SMALL = dict(preset_name="tiny-bert", corpus="pydocs", vocab_size=300, block_size=32, whole_words=True, mask_prob=0.4,
+                  model_overrides=dict(d_model=32, n_layers=1, n_heads=2, max_seq_len=32, dropout=0.1, pre_norm=True),
+                  max_steps=400, batch_size=16, lr=2e-3, seed=0, eval_batches=1)
+
+def test_the_bert_recipe_masks_whole_words_and_is_kept_whole(course, monkeypatch):
+    "The real 'bert' recipe masks whole words; its course model is `pretrain`'s, and a model masked otherwise is refused."
+    real = P.COURSE_RECIPES["bert"]
+    assert real["whole_words"] is True and real["mask_prob"] == 0.4 and P.course_recipe("bert")["max_steps"] == 10
+    monkeypatch.setitem(P.COURSE_RECIPES, "bert", BERT_SMALL)
+    logs = []
+    model, tok = P.course_model("bert", progress=False, log=logs.append)
+    assert len(logs) == 1 and "course model 'bert' is not in the cache yet" in logs[0]
+    folder = P.course_dir("bert")
+    assert re.fullmatch(r"bert-[0-9a-f]{12}", folder.name) and sorted(p.name for p in folder.iterdir()) == WHOLE
+    saved = json.loads((folder / "recipe.json").read_text())["recipe"]
+    assert saved["whole_words"] is True and saved["mask_prob"] == 0.4 and model.config.pre_norm
+    assert set(tok.special_tokens) == {"[PAD]", "[MASK]", "[CLS]", "[SEP]"}
+    r = P.course_recipe("bert")
+    trainer, same_tok = P.pretrain(**r, progress=False, plot=False)  # the same recipe by hand
+    assert same_weights(trainer.model, model) and same_tok.encode(TEXT) == tok.encode(TEXT)
+    batch = trainer.collate(trainer.train_data[:64])  # the trainer's masking: whole words, never a blank
+    pieces = tok.pieces(range(tok.vocab_size))
+    chosen, ids = batch["labels"] != -100, batch["labels"]
+    assert trainer.collate.prob == 0.4
+    assert chosen.any() and not any(pieces[i].isspace() for i in ids[chosen].tolist())
+    starts = P.starts_word(pieces)
+    never = torch.tensor(sorted(set(tok.special_tokens.values()) | set(P.blank_ids(pieces))))
+    originals = torch.stack(trainer.train_data[:64])
+    heads = word_heads(originals, starts, ~torch.isin(originals, never))
+    for b in range(len(originals)):
+        for first in heads[b][chosen[b]].unique().tolist():  # every chosen word is chosen whole
+            assert chosen[b][heads[b] == first].all(), (b, first)
+    assert any((heads[b][chosen[b]].bincount() > 1).any() for b in range(len(originals)))  # some words of 2+ tokens
+    _, token_level = P.mlm_data(" ".join(["x"] * 100), tok, 32, prob=0.4)
+    whole = trainer.collate
+    trainer.collate = token_level  # as if trained with token-level masking
+    with pytest.raises(ValueError, match=r"not trained with the recipe of course model 'bert': whole_words: False, recipe True$"):
+        P.save_course_model("bert", trainer, tok)
+    trainer.collate = whole
+    whole.prob = 0.15  # as if trained with BERT's 15%
+    with pytest.raises(ValueError, match=r"not trained with the recipe of course model 'bert': mask_prob: 0.15, recipe 0.4$"):
+        P.save_course_model("bert", trainer, tok)
+    with pytest.raises(ValueError, match=r"whole_words=True is masked-LM masking, for encoders; preset 'tiny-gpt2' is a decoder"):
+        P.pretrain("tiny-gpt2", whole_words=True, fit=False)
+    with pytest.raises(ValueError, match=r"mask_prob=0.3 is masked-LM masking, for encoders; preset 'tiny-t5' is a seq2seq"):
+        P.pretrain("tiny-t5", mask_prob=0.3, fit=False)
+    with pytest.raises(ValueError, match=r"mask_prob must be in \(0, 1\], got 0"):
+        P.pretrain("tiny-bert", mask_prob=0, fit=False)
