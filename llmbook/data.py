@@ -297,8 +297,9 @@ def mask_tokens(ids: torch.Tensor, # (B, T) token ids
     # one more uniform draw splits the chosen positions 80/10/10
     v = torch.rand(ids.shape, generator=generator)
     if word_starts is not None:  # every token of a word takes the draws of the word's first token
-        if not (isinstance(word_starts, torch.Tensor) and word_starts.dtype == torch.bool and word_starts.shape == (vocab_size,)):
-            shown = f"{word_starts.dtype} of shape {tuple(word_starts.shape)}" if isinstance(word_starts, torch.Tensor) else type(word_starts).__name__
+        is_tensor = isinstance(word_starts, torch.Tensor)
+        if not (is_tensor and word_starts.dtype == torch.bool and word_starts.shape == (vocab_size,)):
+            shown = f"{word_starts.dtype} of shape {tuple(word_starts.shape)}" if is_tensor else type(word_starts).__name__
             raise ValueError(f"word_starts must be a bool tensor with one value per vocabulary id, shape ({vocab_size},); "
                              f"got {shown} (build it with `starts_word`)")
         first = word_heads(ids, word_starts, candidate).clamp(min=0)
@@ -330,7 +331,7 @@ class MLMCollator:
 # %% ../nbs/01_data.ipynb #de556b41
 def starts_word(pieces: list[str], # the text of every token id, in id order
                ) -> torch.Tensor:
-    "One bool per id: True where the token starts a word, False where it continues one (it begins with a letter, digit or _)."
+    "One bool per id: False where the token continues a word (it begins with a letter, a digit or _), else True."
     empty = [i for i, p in enumerate(pieces) if not isinstance(p, str) or not p]
     if empty: raise ValueError(f"every piece must be a non-empty str; ids {empty[:5]} are not (got {pieces[empty[0]]!r})")
     return torch.tensor([not (p[0].isalnum() or p[0] == "_") for p in pieces], dtype=torch.bool)
