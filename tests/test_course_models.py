@@ -5,7 +5,8 @@ chapter's own GPT, the refusals of `save_course_model`, two processes asking at 
 Every test uses a temporary `LLMBOOK_CACHE` and `IN_TEST=1` (recipes cut to 10 steps). The key test uses the
 real "gpt" recipe, and so does one case of the chapter-equality test (with its evaluations cut to 2 batches);
 the others, which train, swap it for `SMALL` (one narrow layer with dropout, a 300-token vocabulary, one
-validation batch) to stay quick; the "bert" test swaps its recipe for `BERT_SMALL` in the same way."""
+validation batch) to stay quick; the "bert" tests swap its recipe for `BERT_SMALL` in the same way (with
+dropout, so that the chapter-path test also compares the dropout masks)."""
 import json, os, re, subprocess, sys, time
 from pathlib import Path
 import pytest
@@ -304,3 +305,28 @@ def test_the_bert_recipe_masks_whole_words_and_is_kept_whole(course, monkeypatch
         P.pretrain("tiny-t5", mask_prob=0.3, fit=False)
     with pytest.raises(ValueError, match=r"mask_prob must be in \(0, 1\], got 0"):
         P.pretrain("tiny-bert", mask_prob=0, fit=False)
+
+def test_the_bert_cold_path_is_the_chapters_path(course, monkeypatch):
+    "`course_model('bert')` equals chapter 11's BERT built piece by piece (whole words, 40%), to the last bit."
+    monkeypatch.setitem(P.COURSE_RECIPES, "bert", {**BERT_SMALL, "eval_batches": 2})
+    model, tok = P.course_model("bert", progress=False, log=lambda m: None)
+    r = P.course_recipe("bert")
+    # chapter 11, "A BERT that fills in blanks", with the recipe's values
+    train_docs, valid_docs = P.load_documents(r["corpus"])
+    train_text, valid_text = "\n\n".join(train_docs), "\n\n".join(valid_docs)
+    bert_tok = P.train_tokenizer(train_text, r["vocab_size"], family="encoder")
+    seqs, mlm = P.mlm_data(train_text, bert_tok, r["block_size"], whole_words=True, prob=r["mask_prob"])
+    valid_seqs, valid_mlm = P.mlm_data(valid_text, bert_tok, r["block_size"], generator=torch.Generator().manual_seed(1),
+                                       whole_words=True, prob=r["mask_prob"])
+    valid_masked = P.masked_once(valid_seqs, valid_mlm)
+    seed_everything(r["seed"])
+    bert = P.build_model(r["preset_name"], bert_tok, **r["model_overrides"])
+    steps = r["max_steps"]
+    trainer = Trainer(bert, seqs, collate=mlm, valid_data=valid_masked, valid_collate=P.stack_examples, max_steps=steps,
+                      batch_size=r["batch_size"], lr=r["lr"], eval_every=max(1, steps // 4), eval_batches=2,
+                      plot=False, progress=False)
+    assert r["model_overrides"]["dropout"] > 0 and steps == 10  # the random dropout masks must match too
+    trainer.fit()
+    assert bert_tok.encode(train_text[:3000]) == tok.encode(train_text[:3000])
+    assert same_weights(bert, model)
+    assert P.save_course_model("bert", trainer, bert_tok) == P.course_dir("bert")  # and it is accepted as the course BERT
