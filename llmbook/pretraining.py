@@ -230,6 +230,8 @@ COURSE_RECIPES = {  # name -> `pretrain` arguments
     "bert": dict(preset_name="tiny-bert", corpus="pydocs", vocab_size=1024, block_size=128, whole_words=True, mask_prob=0.4,
                  model_overrides=dict(d_model=128, n_layers=2, n_heads=4, max_seq_len=128, dropout=0.0, pre_norm=True),
                  max_steps=1000, batch_size=16, lr=3e-3, seed=0),
+    "t5": dict(preset_name="tiny-t5", task="dates", vocab_size=384, model_overrides={},
+               max_steps=500, batch_size=64, lr=2e-3, seed=0),
 }
 
 def course_recipe(name: str) -> dict:
@@ -262,6 +264,9 @@ def _recipe_diff(recipe: dict, trainer: Trainer, tokenizer: BPETokenizer) -> lis
         whole, whole_recipe, prob_recipe = mlm.word_starts is not None, recipe.get("whole_words", False), recipe.get("mask_prob", 0.15)
         if whole != whole_recipe: diff.append(f"whole_words: {whole!r}, recipe {whole_recipe!r}")
         if mlm.prob != prob_recipe: diff.append(f"mask_prob: {mlm.prob!r}, recipe {prob_recipe!r}")
+    if "task" in recipe:  # encoder-decoders: the first training pair must be the task's, encoded by this tokenizer
+        first = seq2seq_data(synthetic_task(recipe["task"], **TASK_SPLITS)["train"][:1], tokenizer)[0][0]
+        if trainer.train_data[0] != first: diff.append(f"training data: not the {recipe['task']!r} task of the recipe")
     if trainer.step != c.max_steps: diff.append(f"trained {trainer.step} of its {c.max_steps} steps")
     return diff
 
