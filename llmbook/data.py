@@ -299,8 +299,10 @@ def mask_tokens(ids: torch.Tensor, # (B, T) token ids
     if word_starts is not None:  # every token of a word takes the draws of the word's first token
         is_tensor = isinstance(word_starts, torch.Tensor)
         if not (is_tensor and word_starts.dtype == torch.bool and word_starts.shape == (vocab_size,)):
-            shown = f"{word_starts.dtype} of shape {tuple(word_starts.shape)}" if is_tensor else type(word_starts).__name__
-            raise ValueError(f"word_starts must be a bool tensor with one value per vocabulary id, shape ({vocab_size},); "
+            shown = (f"{word_starts.dtype} of shape {tuple(word_starts.shape)}" if is_tensor
+                     else type(word_starts).__name__)
+            raise ValueError(f"word_starts must be a bool tensor with one value per vocabulary id, "
+                             f"shape ({vocab_size},); "
                              f"got {shown} (build it with `starts_word`)")
         first = word_heads(ids, word_starts, candidate).clamp(min=0)
         u, v = u.gather(-1, first), v.gather(-1, first)
@@ -331,9 +333,11 @@ class MLMCollator:
 # %% ../nbs/01_data.ipynb #de556b41
 def starts_word(pieces: list[str], # the text of every token id, in id order
                ) -> torch.Tensor:
-    "One bool per id: False where the token continues a word (it begins with a letter, a digit or _), else True."
+    "One bool per id: False where the token continues a word (begins with a letter, digit or _), else True."
     empty = [i for i, p in enumerate(pieces) if not isinstance(p, str) or not p]
-    if empty: raise ValueError(f"every piece must be a non-empty str; ids {empty[:5]} are not (got {pieces[empty[0]]!r})")
+    if empty:
+        raise ValueError(f"every piece must be a non-empty str; ids {empty[:5]} are not "
+                         f"(got {pieces[empty[0]]!r})")
     return torch.tensor([not (p[0].isalnum() or p[0] == "_") for p in pieces], dtype=torch.bool)
 
 def blank_ids(pieces: list[str]) -> list[int]:

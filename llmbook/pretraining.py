@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from .core import get_device, seed_everything, count_params, format_size, in_test
-from .data import cache_dir, load_corpus, corpus_docs, split_docs, load_text, NextTokenDataset, MLMCollator, Seq2SeqCollator, synthetic_task, starts_word, blank_ids
+from .data import (cache_dir, load_corpus, corpus_docs, split_docs, load_text, NextTokenDataset,
+                          MLMCollator, Seq2SeqCollator, synthetic_task, starts_word, blank_ids)
 from .decoder import Decoder
 from .blocks import preset, PRESETS, PRESET_FAMILY
 from .generation import generate_text
@@ -106,7 +107,7 @@ SAMPLING = dict(do_sample=True, temperature=0.8, top_k=50, seed=0) # how this ch
 # %% ../nbs/11_pretraining.ipynb #4c71f557
 def mlm_data(text: str, tokenizer: BPETokenizer, block_size: int,
              generator: torch.Generator | None = None, # for reproducible masks
-             whole_words: bool = False, # mask whole words, never line breaks or other blanks (the data chapter)
+             whole_words: bool = False, # mask whole words, never blanks (the data chapter)
              prob: float = 0.15, # share of the tokens (of the words, with `whole_words`) chosen
             ) -> tuple[list[torch.Tensor], MLMCollator]:
     "Sequences of `block_size` tokens and a collator that masks them (the tokenizer needs [PAD] and [MASK])."
@@ -168,9 +169,11 @@ def pretrain(preset_name: str = "tiny-gpt2", # the model: a preset of any family
     if family is not None and family != fam:
         raise ValueError(f"preset {preset_name!r} is a {fam} model, not a {family}: choose a {family} preset")
     if whole_words and fam != "encoder":
-        raise ValueError(f"whole_words=True is masked-LM masking, for encoders; preset {preset_name!r} is a {fam} model")
+        raise ValueError(f"whole_words=True is masked-LM masking, for encoders; "
+                         f"preset {preset_name!r} is a {fam} model")
     if mask_prob != 0.15 and fam != "encoder":
-        raise ValueError(f"mask_prob={mask_prob!r} is masked-LM masking, for encoders; preset {preset_name!r} is a {fam} model")
+        raise ValueError(f"mask_prob={mask_prob!r} is masked-LM masking, for encoders; "
+                         f"preset {preset_name!r} is a {fam} model")
     if not 0 < mask_prob <= 1: raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob!r}")
     overrides = dict(model_overrides or {})
     for name, v in (("vocab_size", vocab_size), ("block_size", block_size)):  # None: the default; 0 is not one
@@ -227,8 +230,10 @@ COURSE_RECIPES = {  # name -> `pretrain` arguments
     "gpt": dict(preset_name="tiny-gpt2", corpus="pydocs", vocab_size=1024, block_size=128,
                 model_overrides=dict(d_model=128, n_layers=4, n_heads=4, max_seq_len=128, dropout=0.1),
                 max_steps=400, batch_size=16, lr=2e-3, seed=0),
-    "bert": dict(preset_name="tiny-bert", corpus="pydocs", vocab_size=1024, block_size=128, whole_words=True, mask_prob=0.4,
-                 model_overrides=dict(d_model=128, n_layers=2, n_heads=4, max_seq_len=128, dropout=0.0, pre_norm=True),
+    "bert": dict(preset_name="tiny-bert", corpus="pydocs", vocab_size=1024, block_size=128,
+                 whole_words=True, mask_prob=0.4,
+                 model_overrides=dict(d_model=128, n_layers=2, n_heads=4, max_seq_len=128, dropout=0.0,
+                                      pre_norm=True),
                  max_steps=1000, batch_size=16, lr=3e-3, seed=0),
     "t5": dict(preset_name="tiny-t5", task="dates", vocab_size=384, model_overrides={},
                max_steps=500, batch_size=64, lr=2e-3, seed=0),
@@ -261,12 +266,14 @@ def _recipe_diff(recipe: dict, trainer: Trainer, tokenizer: BPETokenizer) -> lis
     if tokenizer.vocab_size != recipe["vocab_size"]: diff.append(f"vocab_size: {tokenizer.vocab_size}, recipe {recipe['vocab_size']}")
     mlm = trainer.collate if isinstance(trainer.collate, MLMCollator) else None
     if mlm is not None:  # a masked-LM: how it masked
-        whole, whole_recipe, prob_recipe = mlm.word_starts is not None, recipe.get("whole_words", False), recipe.get("mask_prob", 0.15)
+        whole = mlm.word_starts is not None
+        whole_recipe, prob_recipe = recipe.get("whole_words", False), recipe.get("mask_prob", 0.15)
         if whole != whole_recipe: diff.append(f"whole_words: {whole!r}, recipe {whole_recipe!r}")
         if mlm.prob != prob_recipe: diff.append(f"mask_prob: {mlm.prob!r}, recipe {prob_recipe!r}")
-    if "task" in recipe:  # encoder-decoders: the first training pair must be the task's, encoded by this tokenizer
+    if "task" in recipe:  # encoder-decoders: the first training pair must be the task's, in this tokenizer
         first = seq2seq_data(synthetic_task(recipe["task"], **TASK_SPLITS)["train"][:1], tokenizer)[0][0]
-        if trainer.train_data[0] != first: diff.append(f"training data: not the {recipe['task']!r} task of the recipe")
+        if trainer.train_data[0] != first:
+            diff.append(f"training data: not the {recipe['task']!r} task of the recipe")
     if trainer.step != c.max_steps: diff.append(f"trained {trainer.step} of its {c.max_steps} steps")
     return diff
 

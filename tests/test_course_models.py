@@ -105,8 +105,10 @@ def test_the_key_is_the_whole_recipe_and_the_version(course, monkeypatch):
     monkeypatch.setenv("IN_TEST", "1")
     monkeypatch.setattr(P, "COURSE_VERSION", P.COURSE_VERSION + 1)
     assert P.course_dir("gpt") != folder and P.course_dir("gpt").name.startswith("gpt-")
+    unknown = r"unknown course model 'bart': expected one of \['bert', 'gpt', 't5'\]"
     for call in (lambda: P.course_recipe("bart"), lambda: P.course_dir("bart"), lambda: P.course_model("bart")):
-        with pytest.raises(ValueError, match=r"unknown course model 'bart': expected one of \['bert', 'gpt', 't5'\]"): call()
+        with pytest.raises(ValueError, match=unknown):
+            call()
     assert entries(course) == []
 
 def test_a_changed_recipe_trains_again(small, monkeypatch):
@@ -332,22 +334,24 @@ def test_the_bert_cold_path_is_the_chapters_path(course, monkeypatch):
     assert P.save_course_model("bert", trainer, bert_tok) == P.course_dir("bert")  # and it is accepted as the course BERT
 
 def test_the_t5_cold_path_is_the_chapters_path(course):
-    "`course_model('t5')` (the real recipe, 10 steps under IN_TEST) equals chapter 11's T5 built piece by piece, to the last bit."
+    "`course_model('t5')` (the real recipe, 10 steps under IN_TEST) equals chapter 11's T5 built piece by piece."
     model, tok = P.course_model("t5", progress=False, log=lambda m: None)
     r = P.course_recipe("t5")
     assert r["task"] == "dates" and r["max_steps"] == 10 and P.COURSE_RECIPES["t5"]["max_steps"] == 500
     # chapter 11, "An encoder-decoder that reads dates", with the recipe's values
     task = P.synthetic_task(r["task"], **P.TASK_SPLITS)
-    t5_tok = P.train_tokenizer("\n".join(f"{s}\n{t}" for s, t in task["train"]), r["vocab_size"], family="seq2seq")
+    text = "\n".join(f"{s}\n{t}" for s, t in task["train"])
+    t5_tok = P.train_tokenizer(text, r["vocab_size"], family="seq2seq")
     pairs, s2s = P.seq2seq_data(task["train"], t5_tok)
     valid_pairs, _ = P.seq2seq_data(task["valid"], t5_tok)
     seed_everything(r["seed"])
     t5 = P.build_model(r["preset_name"], t5_tok, **r["model_overrides"])
-    trainer = Trainer(t5, pairs, collate=s2s, valid_data=valid_pairs, max_steps=r["max_steps"], batch_size=r["batch_size"],
-                      lr=r["lr"], eval_every=2, eval_batches=2, plot=False, progress=False)
+    trainer = Trainer(t5, pairs, collate=s2s, valid_data=valid_pairs, max_steps=r["max_steps"],
+                      batch_size=r["batch_size"], lr=r["lr"], eval_every=2, eval_batches=2, plot=False,
+                      progress=False)
     trainer.fit()
     assert t5_tok.encode("Friday, March 5, 2021") == tok.encode("Friday, March 5, 2021")
-    assert same_weights(t5, model)
+    assert same_weights(t5, model)  # to the last bit
     assert P.save_course_model("t5", trainer, t5_tok) == P.course_dir("t5")  # accepted as the course T5
     trainer.train_data = P.seq2seq_data(P.synthetic_task("numbers", n_train=50)["train"], t5_tok)[0]
     with pytest.raises(ValueError, match=r"training data: not the 'dates' task of the recipe"):
