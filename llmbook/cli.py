@@ -71,6 +71,8 @@ def _add_train(sub):
     t.add_argument("--corpus", default="pydocs", help="built-in text: pydocs or pysource (default: pydocs)")
     t.add_argument("--file", help="a text file or URL to train on instead of --corpus (its last 10%% is validation)")
     t.add_argument("--task", default="dates", help="synthetic task for encoder-decoders: dates or numbers")
+    t.add_argument("--whole-words", action="store_true", help="encoders: mask whole words, never blanks (the course BERT's masking)")
+    t.add_argument("--mask-prob", type=float, default=0.15, help="encoders: share of the tokens (or words) masked (default: 0.15)")
     t.add_argument("--max-chars", type=int, default=2_000_000, help="size limit of the pysource corpus")
     t.add_argument("--vocab-size", type=int, help="BPE vocabulary (default: 1024; 384 for a synthetic task)")
     t.add_argument("--block-size", type=int, help="tokens per example (default: the model's context)")
@@ -104,6 +106,7 @@ def _train(args) -> int:
                     compile=args.compile, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed,
                     progress=not args.no_progress, plot=False)
     trainer, tok = pretrain(args.preset, args.corpus, args.file, args.task, family=args.family,
+                            whole_words=args.whole_words, mask_prob=args.mask_prob,
                             vocab_size=args.vocab_size, block_size=args.block_size, max_chars=args.max_chars,
                             model_overrides=_model_overrides(args.model), out=args.out, resume=args.resume,
                             fit=False, device=args.device, **settings)

@@ -473,7 +473,7 @@ def _family(model: nn.Module) -> str:
     family = getattr(model, "family", None)
     if family not in ("decoder", "seq2seq"):
         raise TypeError(f"generation needs a decoder or an encoder-decoder (family 'decoder' or 'seq2seq'), "
-                        f"got a {type(model).__name__} with family {family!r}")
+                        f"got {type(model).__name__} with family {family!r}")
     return family
 
 def _context(model) -> int | None:

@@ -105,7 +105,7 @@ class NextTokenLoss(nn.Module):
                 ):
         super().__init__()
         if getattr(model, "family", None) != "decoder":
-            raise ValueError(f"NextTokenLoss needs a decoder, got a {type(model).__name__} "
+            raise ValueError(f"NextTokenLoss needs a decoder, got {type(model).__name__} "
                              f"(family {getattr(model, 'family', None)!r})")
         if model.head.bias is not None:
             raise ValueError("NextTokenLoss computes h @ W.T without the output layer's bias; this decoder has one "

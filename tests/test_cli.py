@@ -64,7 +64,10 @@ def test_train_bad_input(tmp_path):
              (["--block-size", "256"], "sequences of 256 tokens (input_ids) but the model's context is 128"),
              (["--file", str(tmp_path / "small.txt"), "--batch-size", "512", "--block-size", "16"], "examples but one step needs 512"),
              (["--file", str(tmp_path / "missing.txt")], "no such file"),
-             (["--model", "d_model"], "--model expects KEY=VALUE")]
+             (["--model", "d_model"], "--model expects KEY=VALUE"),
+             (["--whole-words"], "whole_words=True is masked-LM masking, for encoders"),
+             (["--mask-prob", "0.4"], "mask_prob=0.4 is masked-LM masking, for encoders"),
+             (["--preset", "tiny-bert", "--mask-prob", "1.5"], "mask_prob must be in (0, 1], got 1.5")]
     for args, message in cases:
         r = run("train", "--out", str(tmp_path / "out"), "--no-progress", *args)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
@@ -76,6 +79,18 @@ def test_train_other_families(tmp_path):
         assert r.returncode == 0, r.stderr
         assert "step 2: training loss" in r.stdout
     assert "(expected " in r.stdout  # the seq2seq run shows test examples
+
+def test_train_whole_word_masking(tmp_path):
+    "The course BERT's masking from the command line: recorded in run.json, so --resume keeps it."
+    out = tmp_path / "bert"
+    r = run("train", "--preset", "tiny-bert", "--model", "max_seq_len=32", "--steps", "2", "--batch-size", "4",
+            "--whole-words", "--mask-prob", "0.4", "--out", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["whole_words"] is True and saved["mask_prob"] == 0.4, saved
+    r = run("train", "--preset", "tiny-bert", "--model", "max_seq_len=32", "--steps", "3", "--batch-size", "4",
+            "--out", str(out), "--no-progress", "--resume")  # the masking left out: a different run, refused
+    assert r.returncode == 2 and "whole_words: True -> None" in r.stderr, r.stderr
 
 def test_demo(tmp_path):
     r = subprocess.run([LLMBOOK, "demo", "--seconds", "3", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=300)
