@@ -126,7 +126,12 @@ def test_folder_equals_object(pair, tmp_path):
     assert "model.layers.0.block_sparse_moe.experts.0.w1.weight" in names
     assert "model.layers.0.mlp.experts.gate_up_proj" in hf.state_dict()
     ids = torch.randint(0, V, (2, 9), generator=torch.Generator().manual_seed(2))
-    torch.testing.assert_close(from_hf(tmp_path)(ids), ours(ids), atol=0, rtol=0)
+    loaded = from_hf(tmp_path)
+    theirs, mine = loaded.state_dict(), ours.state_dict()
+    assert theirs.keys() == mine.keys()
+    for name in mine: assert torch.equal(theirs[name], mine[name]), name  # the same weights, bit for bit
+    # the same function: float32 rounding only (the fused tensors' layout can change the CPU kernels' summation order)
+    torch.testing.assert_close(loaded(ids), ours(ids), atol=1e-5, rtol=1e-5)
 
 @torch.no_grad()
 def test_llmbook_save_load_roundtrip(pair, tmp_path):
