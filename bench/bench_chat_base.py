@@ -44,7 +44,8 @@ def tune(name, steps, task, arith):
     tuner.fit()
     model = tuner.model.eval()
     tune_s = time.perf_counter() - t
-    replies = chat_replies(model, chat_tok, [[{"role": "user", "content": q}] for q, _ in task["test"]], max_new_tokens=16)
+    requests = [[{"role": "user", "content": q}] for q, _ in task["test"]]
+    replies = chat_replies(model, chat_tok, requests, max_new_tokens=16)
     right = [r["text"] == a for r, (_, a) in zip(replies, task["test"])]
     skill = collections.defaultdict(list)
     for (q, _), ok in zip(task["test"], right): skill[q.split(":")[0]].append(ok)

@@ -69,9 +69,11 @@ def main(seeds, recipe_name, scratch):
         seconds = time.perf_counter() - t
         rows.append(after)
         margin = {k: after[k] - before[k] for k in KS}
-        line = f"{seed:>4}  {fmt(before):>20}  {fmt(after):>21}  {' '.join(f'{100 * margin[k]:+5.1f}' for k in KS):>17}  {seconds:4.0f}"
+        margins = " ".join(f"{100 * margin[k]:+5.1f}" for k in KS)
+        line = f"{seed:>4}  {fmt(before):>20}  {fmt(after):>21}  {margins:>17}  {seconds:4.0f}"
         if scratch:
-            line += f"  {fmt(recall(fine_tune(bert, tok, data, seed, **recipe, scratch=True), tok, queries, answers, index_texts)):>23}"
+            from_scratch = fine_tune(bert, tok, data, seed, **recipe, scratch=True)
+            line += f"  {fmt(recall(from_scratch, tok, queries, answers, index_texts)):>23}"
         print(line, flush=True)
     mean = {k: statistics.mean(r[k] for r in rows) for k in KS}
     sd = {k: statistics.stdev(r[k] for r in rows) if len(rows) > 1 else 0.0 for k in KS}

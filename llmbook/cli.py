@@ -71,8 +71,10 @@ def _add_train(sub):
     t.add_argument("--corpus", default="pydocs", help="built-in text: pydocs or pysource (default: pydocs)")
     t.add_argument("--file", help="a text file or URL to train on instead of --corpus (its last 10%% is validation)")
     t.add_argument("--task", default="dates", help="synthetic task for encoder-decoders: dates or numbers")
-    t.add_argument("--whole-words", action="store_true", help="encoders: mask whole words, never blanks (the course BERT's masking)")
-    t.add_argument("--mask-prob", type=float, default=0.15, help="encoders: share of the tokens (or words) masked (default: 0.15)")
+    t.add_argument("--whole-words", action="store_true",
+                   help="encoders: mask whole words, never blanks (the course BERT's masking)")
+    t.add_argument("--mask-prob", type=float, default=0.15,
+                   help="encoders: share of the tokens (or words) masked (default: 0.15)")
     t.add_argument("--max-chars", type=int, default=2_000_000, help="size limit of the pysource corpus")
     t.add_argument("--vocab-size", type=int, help="BPE vocabulary (default: 1024; 384 for a synthetic task)")
     t.add_argument("--block-size", type=int, help="tokens per example (default: the model's context)")
